@@ -1,0 +1,80 @@
+"""The one exception tree of veilwatch.
+
+    VeilwatchError                      (exit code 1)
+    ├── InputError                      a file the user gave cannot be used        (exit 2)
+    │   ├── InputNotFoundError          ... does not exist (also FileNotFoundError)
+    │   ├── UnsupportedInputError       ... is neither an image nor a video we read
+    │   └── CorruptInputError           ... is truncated or damaged
+    ├── OutputError                     an output cannot be written                (exit 3)
+    ├── ModelError                      the face detector cannot be loaded         (exit 4)
+    ├── VeilingError                    a frame could not be veiled: fail closed   (exit 5)
+    ├── ConfigError                     a setting is invalid                       (exit 2)
+    └── WorkerCrashedError              an isolated worker died (e.g. a decoder segfault)
+
+Every class owns its CLI exit code; messages are one line and name the file involved.
+"""
+
+from __future__ import annotations
+
+
+class VeilwatchError(Exception):
+    """Base of every error veilwatch raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def one_line(self) -> str:
+        """The message as one line, prefixed with the file it concerns."""
+        text = " ".join(str(self).split())
+        return f"{self.path}: {text}" if self.path else text
+
+
+class InputError(VeilwatchError):
+    """A user-supplied input cannot be read."""
+
+    exit_code = 2
+
+
+class InputNotFoundError(InputError, FileNotFoundError):
+    """The input path does not exist."""
+
+
+class UnsupportedInputError(InputError):
+    """The input is neither an image nor a video veilwatch can read."""
+
+
+class CorruptInputError(InputError):
+    """The input is truncated or damaged."""
+
+
+class OutputError(VeilwatchError):
+    """An output cannot be written (exists, permission, disk full)."""
+
+    exit_code = 3
+
+
+class ModelError(VeilwatchError):
+    """The face detector model cannot be found or loaded."""
+
+    exit_code = 4
+
+
+class VeilingError(VeilwatchError):
+    """A frame could not be veiled, so nothing of it may be written."""
+
+    exit_code = 5
+
+
+class ConfigError(VeilwatchError, ValueError):
+    """A setting is invalid."""
+
+    exit_code = 2
+
+
+class WorkerCrashedError(VeilwatchError):
+    """An isolated worker process died while handling a file."""
+
+    exit_code = 5

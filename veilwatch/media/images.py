@@ -1,0 +1,130 @@
+"""Still images in and out, with Pillow: decode upright RGB, encode with no metadata at all.
+
+Every output image is built from the veiled pixel array alone, so nothing of the original file
+(EXIF, GPS, XMP, maker notes, embedded thumbnails, comments, ICC profiles) is carried over unless
+`keep_metadata` is asked for. Colour-managed inputs are converted to sRGB first, so dropping the
+profile does not shift colours. EXIF orientation is applied to the pixels, since the tag that
+would rotate them is gone.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from veilwatch.errors import CorruptInputError, OutputError, UnsupportedInputError
+
+# Pillow format name → the format we write back (same family; GIF/BMP/TIFF become PNG, lossless).
+OUTPUT_FORMAT = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "HEIF": "HEIF", "AVIF": "AVIF"}
+OUTPUT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "AVIF": ".avif"}
+ANIMATED_FORMATS = {"GIF", "WEBP", "PNG"}
+
+_heif_registered = False
+
+
+def register_heif() -> bool:
+    """Teach Pillow HEIC/HEIF if pillow-heif is installed; returns whether it is."""
+    global _heif_registered  # noqa: PLW0603 - a one-time plugin registration, idempotent
+    if not _heif_registered:
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:
+            return False
+        register_heif_opener()
+        _heif_registered = True
+    return True
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An upright RGB picture plus what is needed to write it back in its own format."""
+
+    pixels: npt.NDArray[np.uint8]
+    format: str
+    alpha: npt.NDArray[np.uint8] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def read_image(source: str | bytes | IO[bytes], *, keep_metadata: bool = False) -> LoadedImage:
+    """Decode an image file (path, bytes or binary stream) to upright sRGB pixels."""
+    register_heif()
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with Image.open(stream) as img:
+            fmt = img.format or "PNG"
+            if getattr(img, "n_frames", 1) > 1 and fmt in ANIMATED_FORMATS:
+                raise UnsupportedInputError(
+                    f"animated {fmt} images are not supported; convert to a video first"
+                )
+            img.load()
+            metadata = _kept_metadata(img) if keep_metadata else {}
+            upright = ImageOps.exif_transpose(img) or img
+            rgb, alpha = _to_srgb(upright)
+    except UnidentifiedImageError as exc:
+        raise UnsupportedInputError("not an image format veilwatch reads") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptInputError(f"damaged or truncated image ({exc})") from exc
+    return LoadedImage(np.asarray(rgb, np.uint8).copy(), fmt, alpha, metadata)
+
+
+def _kept_metadata(img: Image.Image) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    exif = img.getexif()
+    if exif:
+        exif[0x0112] = 1  # orientation: the pixels are written upright
+        kept["exif"] = exif.tobytes()
+    if img.info.get("icc_profile"):
+        kept["icc_profile"] = img.info["icc_profile"]
+    return kept
+
+
+def _to_srgb(img: Image.Image) -> tuple[Image.Image, npt.NDArray[np.uint8] | None]:
+    alpha = None
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), np.uint8).copy()
+        img = rgba
+    profile = img.info.get("icc_profile")
+    rgb = img.convert("RGB")
+    if profile:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            rgb = ImageCms.profileToProfile(rgb, source, ImageCms.createProfile("sRGB")) or rgb
+        except (ImageCms.PyCMSError, OSError):
+            pass  # a broken profile: keep the pixels as they are
+    return rgb, alpha
+
+
+def output_format(loaded_format: str) -> str:
+    """The format an image of this input format is written back as."""
+    return OUTPUT_FORMAT.get(loaded_format, "PNG")
+
+
+def write_image(
+    pixels: npt.NDArray[np.uint8],
+    target: IO[bytes],
+    fmt: str,
+    *,
+    quality: int = 95,
+    alpha: npt.NDArray[np.uint8] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Encode pixels (and alpha) into a binary stream in the given format, without metadata."""
+    register_heif()
+    img = Image.fromarray(pixels, "RGB")
+    if alpha is not None and fmt in ("PNG", "WEBP", "HEIF", "AVIF"):
+        img.putalpha(Image.fromarray(alpha, "L"))
+    options: dict[str, Any] = dict(metadata or {})
+    if fmt in ("JPEG", "WEBP", "HEIF", "AVIF"):
+        options["quality"] = quality
+    if fmt == "JPEG":
+        options["subsampling"] = "4:2:0" if quality < 90 else "4:4:4"
+    try:
+        img.save(target, fmt, **options)
+    except (OSError, KeyError, ValueError) as exc:
+        raise OutputError(f"cannot encode {fmt}: {exc}") from exc

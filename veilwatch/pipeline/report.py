@@ -1,0 +1,77 @@
+"""What was found and veiled, per frame: the `--report` JSON, and the unveiled-run audit.
+
+The audit answers, per video: for how many consecutive frames at most was a tracked face left
+unveiled? A face counts as tracked between its first and last sighting, if the detector was
+confident of it at least once (`CONFIRMED_SCORE`; flickering low-score boxes on clutter are not
+faces to audit); in a frame between
+them where the detector missed it, its position is interpolated from the sightings around, and it
+counts as veiled when one veil region covers at least `COVERED` of that box. The goal is 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from veilwatch.boxes import FloatArray, coverage, scale_boxes
+from veilwatch.frames import VeiledFrame
+from veilwatch.tracking.tracker import Track
+
+COVERED = 0.9
+CONFIRMED_SCORE = 0.5
+
+
+@dataclass
+class StreamReport:
+    """Per-frame records of one image or video, plus what the audit needs."""
+
+    box_scale: float
+    keep_frames: bool
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    veils: dict[int, FloatArray] = field(default_factory=dict)
+    faces_found: int = 0
+
+    def add(self, veiled: VeiledFrame) -> None:
+        """Record one finished frame."""
+        index = veiled.frame.index
+        self.faces_found += len(veiled.detections)
+        self.veils[index] = scale_boxes(veiled.veiled_boxes, self.box_scale)
+        if self.keep_frames:
+            self.frames.append(_frame_record(veiled))
+
+    def longest_unveiled_run(self, tracks: list[Track]) -> int:
+        """Most consecutive frames in which some tracked face was not covered by a veil."""
+        worst = 0
+        for track in tracks:
+            if track.peak_score < CONFIRMED_SCORE:
+                continue
+            run = 0
+            for index in range(track.first, track.last + 1):
+                box, _ = track.estimate(index)
+                veils = self.veils.get(index)
+                covered = veils is not None and len(veils) > 0 and coverage(box[None], veils).max() >= COVERED
+                run = 0 if covered else run + 1
+                worst = max(worst, run)
+        return worst
+
+
+def _frame_record(veiled: VeiledFrame) -> dict[str, Any]:
+    found, held = veiled.detections, veiled.held
+    return {
+        "index": veiled.frame.index,
+        "time": veiled.frame.seconds,
+        "faces": [
+            {"box": _rounded(box), "score": round(float(score), 4), "track": int(track)}
+            for box, score, track in zip(found.boxes, found.scores, found.track_ids, strict=True)
+        ],
+        "held": [
+            {"box": _rounded(box), "track": int(track)}
+            for box, track in zip(held.boxes, held.track_ids, strict=True)
+        ],
+    }
+
+
+def _rounded(box: np.ndarray[Any, Any]) -> list[float]:
+    return [round(float(v), 1) for v in box]

