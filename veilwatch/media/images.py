@@ -21,7 +21,13 @@ from veilwatch.errors import CorruptInputError, OutputError, UnsupportedInputErr
 
 # Pillow format name → the format we write back (same family; GIF/BMP/TIFF become PNG, lossless).
 OUTPUT_FORMAT = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "HEIF": "HEIF", "AVIF": "AVIF"}
-OUTPUT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "AVIF": ".avif"}
+OUTPUT_SUFFIXES = {
+    "JPEG": (".jpg", ".jpeg", ".jpe"),
+    "PNG": (".png",),
+    "WEBP": (".webp",),
+    "HEIF": (".heic", ".heif"),
+    "AVIF": (".avif",),
+}
 ANIMATED_FORMATS = {"GIF", "WEBP", "PNG"}
 
 _heif_registered = False
@@ -103,6 +109,20 @@ def _to_srgb(img: Image.Image) -> tuple[Image.Image, npt.NDArray[np.uint8] | Non
 def output_format(loaded_format: str) -> str:
     """The format an image of this input format is written back as."""
     return OUTPUT_FORMAT.get(loaded_format, "PNG")
+
+
+def format_for_suffix(suffix: str) -> str | None:
+    """The format an output file name asks for, if it names one we write."""
+    for fmt, known in OUTPUT_SUFFIXES.items():
+        if suffix.lower() in known:
+            return fmt
+    return None
+
+
+def image_output_suffix(source: str) -> str:
+    """The extension of a veiled image: the input's own where we write that format, else .png."""
+    suffix = source[source.rfind(".") :].lower() if "." in source else ""
+    return suffix if format_for_suffix(suffix) else ".png"
 
 
 def write_image(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from veilwatch.errors import InputNotFoundError
 from veilwatch.frames import Frame, VeiledFrame
 from veilwatch.media.atomic import atomic_output
-from veilwatch.media.images import output_format, read_image, write_image
+from veilwatch.media.images import format_for_suffix, output_format, read_image, write_image
 from veilwatch.media.video import VideoReader, VideoWriter
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.report import StreamReport
@@ -93,6 +93,8 @@ def veil_image(task: Task, engine: Engine) -> FileResult:
     for done in veiled:
         report.add(done)
     fmt = output_format(loaded.format)
+    if task.output != STDIO:
+        fmt = format_for_suffix(Path(task.output).suffix) or fmt
     buffer = io.BytesIO()
     write_image(
         veiled[0].frame.pixels,

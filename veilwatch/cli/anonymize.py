@@ -1,0 +1,181 @@
+"""`veilwatch anonymize`: plan the tasks, run them in workers, show progress, report, exit status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from veilwatch import __version__
+from veilwatch.detection.model_files import resolve_model
+from veilwatch.media.atomic import atomic_output
+from veilwatch.pipeline.batch import plan
+from veilwatch.pipeline.jobs import STDIO, Task
+from veilwatch.pipeline.workers import Event, Failed, Finished, run_tasks
+from veilwatch.pipeline.workers import Progress as TaskProgress
+from veilwatch.settings import AnonymizeSettings
+
+
+class _Display:
+    """Rich progress: one bar for the files, one per file being worked on (frames, fps, ETA)."""
+
+    def __init__(self, tasks: list[Task], console: Console, quiet: bool) -> None:
+        self._tasks = tasks
+        self._console = console
+        self._quiet = quiet
+        self.results: dict[int, dict[str, Any]] = {}
+        self.failures: dict[int, Failed] = {}
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        )
+        self._overall = self._progress.add_task("files", total=len(tasks), rate="")
+        self._bars: dict[int, TaskID] = {}
+
+    def __enter__(self) -> _Display:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def on_event(self, event: Event) -> None:
+        """Update the bars and collect results."""
+        if isinstance(event, TaskProgress):
+            bar = self._bar(event.task_index)
+            task = self._progress.tasks[bar]
+            rate = f"{event.done / task.elapsed:.1f} fps" if task.elapsed else ""
+            self._progress.update(bar, completed=event.done, total=event.total or None, rate=rate)
+            return
+        bar_id = self._bars.pop(event.task_index, None)
+        if bar_id is not None:
+            self._progress.remove_task(bar_id)
+        self._progress.advance(self._overall)
+        if isinstance(event, Finished):
+            self.results[event.task_index] = event.summary
+            self._note_result(event.summary)
+        else:
+            self.failures[event.task_index] = event
+            self._progress.console.print(f"[red]error:[/red] {_escape(event.message)}", highlight=False)
+
+    def _bar(self, index: int) -> TaskID:
+        if index not in self._bars:
+            name = Path(self._tasks[index].source).name
+            self._bars[index] = self._progress.add_task(name[:40], total=None, rate="")
+        return self._bars[index]
+
+    def _note_result(self, summary: dict[str, Any]) -> None:
+        if self._quiet:
+            return
+        line = _escape(f"{summary['source']} → {summary['output']}: ")
+        if summary["kind"] == "video":
+            line += f"{summary['frames']} frames, {summary['tracks']} face tracks"
+            run = summary["longest_unveiled_run"]
+            if run:
+                line += f" [yellow](a tracked face went unveiled for up to {run} frames)[/yellow]"
+        else:
+            line += f"{summary['faces_detected']} faces"
+        self._progress.console.print(line, highlight=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def run(
+    inputs: list[str],
+    output: str | None,
+    settings: AnonymizeSettings,
+    *,
+    overwrite: bool,
+    in_place: bool,
+    workers: int,
+    report: Path | None,
+    quiet: bool,
+) -> int:
+    """Veil every input; returns the exit status (0 when every file succeeded)."""
+    console = Console(stderr=True)
+    resolve_model(settings.detector.model)  # fail fast, before any worker starts
+    planned = plan(inputs, output, overwrite=overwrite, in_place=in_place)
+    for failure in planned.failures:
+        console.print(f"[red]error:[/red] {_escape(failure.one_line())}", highlight=False)
+    codes = [f.exit_code for f in planned.failures]
+    stdio = [t for t in planned.tasks if STDIO in (t.source, t.output)]
+    files = [t for t in planned.tasks if t not in stdio]
+    summaries: list[dict[str, Any]] = []
+    if stdio:
+        summaries.extend(_run_in_process(stdio, settings, console, codes))
+    if files:
+        with _Display(files, console, quiet) as display:
+            run_tasks(files, settings, workers, display.on_event)
+        summaries.extend(display.results[i] for i in sorted(display.results))
+        codes.extend(f.exit_code for f in display.failures.values())
+    if report is not None:
+        _write_report(report, settings, summaries)
+    if not quiet:
+        _print_totals(console, summaries, len(codes), planned.skipped)
+    if not planned.tasks and not codes:
+        console.print("[red]error:[/red] no image or video found in the inputs")
+        return 2
+    return max(codes, default=0)
+
+
+def _run_in_process(
+    tasks: list[Task], settings: AnonymizeSettings, console: Console, codes: list[int]
+) -> list[dict[str, Any]]:
+    """Standard input/output tasks run here (their streams belong to this process)."""
+    from veilwatch.errors import VeilwatchError
+    from veilwatch.pipeline.engine import Engine
+    from veilwatch.pipeline.jobs import run_task
+
+    engine = Engine(settings)
+    summaries = []
+    for task in tasks:
+        try:
+            summaries.append(run_task(task, engine, lambda done, total: None).summary())
+        except VeilwatchError as exc:
+            exc.path = exc.path or ("<stdin>" if task.source == STDIO else task.source)
+            console.print(f"[red]error:[/red] {_escape(exc.one_line())}", highlight=False)
+            codes.append(exc.exit_code)
+    return summaries
+
+
+def _write_report(path: Path, settings: AnonymizeSettings, summaries: list[dict[str, Any]]) -> None:
+    document = {
+        "veilwatch": __version__,
+        "settings": json.loads(settings.model_dump_json()),
+        "files": summaries,
+    }
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(document, indent=1))
+
+
+def _print_totals(console: Console, summaries: list[dict[str, Any]], failed: int, skipped: int) -> None:
+    images = sum(1 for s in summaries if s["kind"] == "image")
+    videos = len(summaries) - images
+    parts = [f"veiled {images} image{'s' * (images != 1)} and {videos} video{'s' * (videos != 1)}"]
+    if failed:
+        parts.append(f"[red]{failed} failed[/red]")
+    if skipped:
+        parts.append(f"{skipped} non-media file{'s' * (skipped != 1)} skipped")
+    console.print(", ".join(parts), highlight=False)

@@ -1,0 +1,186 @@
+"""The `veilwatch` command. Heavy modules (ONNX Runtime, PyAV, OpenCV) load only inside commands,
+so `veilwatch --help` stays instant."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+
+import typer
+
+from veilwatch import __version__
+from veilwatch.errors import VeilwatchError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+app = typer.Typer(
+    name="veilwatch",
+    help="Camera surveillance built the other way round: faces veiled at the edge, watchers watched.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"veilwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """veilwatch: veil every face, watch the watchers."""
+
+
+VeilChoice = Literal["blur", "mosaic", "solid"]
+ShapeChoice = Literal["box", "ellipse"]
+DeviceChoice = Literal["auto", "cpu", "cuda"]
+
+
+@app.command()
+def anonymize(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Images, videos or folders (recursively); '-' reads an image from stdin."),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Output file (one input), folder (several), or '-' for stdout."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
+    in_place: Annotated[
+        bool, typer.Option(help="Replace the inputs themselves with their veiled versions.")
+    ] = False,
+    veil: Annotated[VeilChoice, typer.Option(help="How faces are hidden.")] = "blur",
+    shape: Annotated[ShapeChoice, typer.Option(help="Veil the whole box or the inscribed ellipse.")] = "box",
+    box_scale: Annotated[float, typer.Option(help="Veil this many times each detected box (≥ 1).")] = 1.4,
+    threshold: Annotated[float, typer.Option(help="Detector score above which a face is veiled.")] = 0.1,
+    min_face: Annotated[float, typer.Option(help="Smallest face height (px) the search is sized for.")] = 8.0,
+    max_face: Annotated[float | None, typer.Option(help="Ignore detections taller than this (px).")] = None,
+    max_upscale: Annotated[float, typer.Option(help="Largest enlargement used to find small faces.")] = 2.0,
+    full_scan_seconds: Annotated[
+        float,
+        typer.Option(help="Video: search every region at every scale at least this often (0: every frame)."),
+    ] = 0.5,
+    hold_seconds: Annotated[
+        float, typer.Option(help="Video: keep veiling a face this long after a miss.")
+    ] = 1.0,
+    lookback_seconds: Annotated[
+        float, typer.Option(help="Video: also veil a face this long before it was first detected.")
+    ] = 0.5,
+    model: Annotated[
+        Path | None, typer.Option(help="A CenterFace-compatible ONNX file to use instead.")
+    ] = None,
+    device: Annotated[DeviceChoice, typer.Option(help="Where inference runs.")] = "auto",
+    keep_audio: Annotated[
+        bool, typer.Option(help="Keep the audio track (dropped by default: voices identify).")
+    ] = False,
+    keep_metadata: Annotated[
+        bool, typer.Option(help="Keep EXIF/XMP/container tags (stripped by default).")
+    ] = False,
+    codec: Annotated[str, typer.Option(help="Video encoder (any PyAV/FFmpeg encoder).")] = "libx264",
+    crf: Annotated[int, typer.Option(help="Video quality, 0–51, lower is better.")] = 20,
+    preset: Annotated[str, typer.Option(help="Encoder speed preset (x264/x265).")] = "veryfast",
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1–100.")] = 95,
+    workers: Annotated[
+        int, typer.Option(help="Files processed at once (each worker loads the model once).")
+    ] = 1,
+    threads: Annotated[int, typer.Option(help="Inference threads per worker (0: share the cores).")] = 0,
+    report: Annotated[
+        Path | None, typer.Option(help="Write per-frame boxes, scores and track ids to this JSON file.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Veil every face in photos and videos, and strip their metadata."""
+    from pydantic import ValidationError
+
+    from veilwatch.cli.anonymize import run
+    from veilwatch.settings import (
+        AnonymizeSettings,
+        DetectorSettings,
+        TrackerSettings,
+        VeilSettings,
+        VideoOutputSettings,
+    )
+
+    try:
+        settings = AnonymizeSettings(
+            detector=DetectorSettings(
+                model=model,
+                threshold=threshold,
+                min_face=min_face,
+                max_face=max_face,
+                max_upscale=max_upscale,
+                full_scan_seconds=full_scan_seconds,
+                threads=threads,
+                device=device,
+            ),
+            tracker=TrackerSettings(hold_seconds=hold_seconds, lookback_seconds=lookback_seconds),
+            veil=VeilSettings(method=veil, shape=shape, box_scale=box_scale),
+            video=VideoOutputSettings(codec=codec, crf=crf, preset=preset, keep_audio=keep_audio),
+            keep_metadata=keep_metadata,
+            jpeg_quality=quality,
+            report=report is not None,
+        )
+    except ValidationError as exc:
+        _fail(_validation_line(exc), 2)
+    if workers < 1:
+        _fail("--workers must be at least 1", 2)
+    code = _guarded(
+        lambda: run(
+            inputs,
+            output,
+            settings,
+            overwrite=overwrite,
+            in_place=in_place,
+            workers=workers,
+            report=report,
+            quiet=quiet,
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def doctor() -> None:
+    """Show versions, ONNX Runtime providers, the model file and the video codecs available."""
+    from veilwatch.cli.doctor import run
+
+    raise typer.Exit(_guarded(run))
+
+
+def _guarded(action: Callable[[], int]) -> int:
+    try:
+        return action()
+    except VeilwatchError as exc:
+        _fail(exc.one_line(), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; no partial output was left under a final name", 130)
+
+
+def _validation_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"invalid option {where}: {first['msg']}"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"veilwatch: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="veilwatch")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

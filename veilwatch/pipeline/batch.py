@@ -1,0 +1,110 @@
+"""From what the user typed to a list of tasks: files, folders (recursively, mirrored), or `-`.
+
+Output names: `-o` names the output file for one input, or a folder for several; without it an
+image or video is written beside itself as `NAME_veiled.EXT`, and a folder `DIR` into a mirrored
+tree `DIR_veiled/`. An output that would land on an input is refused unless `--in-place`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from veilwatch.errors import InputNotFoundError, OutputError, VeilwatchError
+from veilwatch.media.images import image_output_suffix
+from veilwatch.media.kinds import kind_by_suffix, sniff_kind, video_output_suffix
+from veilwatch.pipeline.jobs import STDIO, MediaKind, Task
+
+SUFFIX = "_veiled"
+
+
+@dataclass
+class Plan:
+    """Tasks to run, inputs that failed before running, and files skipped as not media."""
+
+    tasks: list[Task] = field(default_factory=list)
+    failures: list[VeilwatchError] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _output_name(source: Path, kind: MediaKind) -> str:
+    suffix = image_output_suffix(source.name) if kind == "image" else video_output_suffix(source)
+    return source.stem + suffix
+
+
+def plan(inputs: list[str], output: str | None, *, overwrite: bool = False, in_place: bool = False) -> Plan:
+    """Tasks for every input; folders expand to their media files, recursively."""
+    result = Plan()
+    several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs if i != STDIO)
+    out_dir = Path(output) if output and output != STDIO and (several or Path(output).is_dir()) else None
+    mirror_into = out_dir if len(inputs) == 1 else None
+    for entry in inputs:
+        try:
+            _plan_entry(entry, output, out_dir, mirror_into, result, overwrite=overwrite, in_place=in_place)
+        except VeilwatchError as exc:
+            result.failures.append(exc)
+    return result
+
+
+def _plan_entry(
+    entry: str,
+    output: str | None,
+    out_dir: Path | None,
+    mirror_into: Path | None,
+    result: Plan,
+    *,
+    overwrite: bool,
+    in_place: bool,
+) -> None:
+    if entry == STDIO:
+        result.tasks.append(Task(STDIO, output if output and out_dir is None else STDIO, "image", overwrite))
+        return
+    source = Path(entry)
+    if source.is_dir():
+        if in_place:
+            root = source
+        elif mirror_into is not None:
+            root = mirror_into
+        else:
+            root = out_dir / source.name if out_dir else source.with_name(source.name + SUFFIX)
+        for file, kind in _media_files(source, result):
+            target = file if in_place else root / file.relative_to(source).parent / _output_name(file, kind)
+            result.tasks.append(_task(file, target, kind, overwrite, in_place))
+        return
+    if not source.exists():
+        raise InputNotFoundError("no such file or folder", path=entry)
+    kind = kind_by_suffix(source) or sniff_kind(source)
+    if in_place:
+        target = source
+    elif out_dir is not None:
+        target = out_dir / _output_name(source, kind)
+    elif output and output != STDIO:
+        target = Path(output)
+    else:
+        target = source.with_name(source.stem + SUFFIX + Path(_output_name(source, kind)).suffix)
+    result.tasks.append(_task(source, target, kind, overwrite, in_place))
+
+
+def _task(source: Path, target: Path, kind: MediaKind, overwrite: bool, in_place: bool) -> Task:
+    same = target.exists() and os.path.samefile(source, target)
+    if same and not in_place:
+        raise OutputError(
+            "the output would overwrite the input (pass --in-place to allow that)", path=str(source)
+        )
+    return Task(str(source), str(target), kind, overwrite or in_place)
+
+
+def _media_files(folder: Path, result: Plan) -> list[tuple[Path, MediaKind]]:
+    """Media files below a folder, sorted, skipping hidden files (our temporaries) and our outputs."""
+    found: list[tuple[Path, MediaKind]] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.endswith(SUFFIX) and not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            kind = kind_by_suffix(path)
+            if kind is None or name.startswith(".") or path.stem.endswith(SUFFIX):
+                result.skipped += 1
+                continue
+            found.append((path, kind))
+    return found

@@ -1,0 +1,209 @@
+"""Run tasks in worker processes, so that one bad file cannot take the whole run down.
+
+FFmpeg can crash (not raise) on some damaged files. Each worker process loads the model once and
+takes tasks one at a time over a pipe; if it dies mid-task, that task fails with a clear line, a
+fresh worker takes its place, and the other files carry on. Workers share the CPU cores: each
+gets `cores / workers` inference threads unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from veilwatch.errors import VeilwatchError, WorkerCrashedError
+from veilwatch.pipeline.jobs import Task
+from veilwatch.settings import AnonymizeSettings
+
+PROGRESS_INTERVAL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A worker's progress on a task."""
+
+    task_index: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A task that succeeded, with its result summary."""
+
+    task_index: int
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A task that failed, with the one-line reason and exit code."""
+
+    task_index: int
+    message: str
+    exit_code: int
+
+
+Event = Progress | Finished | Failed
+
+
+def _worker_main(conn: Connection, settings_json: str) -> None:
+    """Body of a worker process: load the model once, then serve tasks until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    from veilwatch.pipeline.engine import Engine
+    from veilwatch.pipeline.jobs import run_task
+
+    settings = AnonymizeSettings.model_validate_json(settings_json)
+    try:
+        engine = Engine(settings)
+    except VeilwatchError as exc:
+        conn.send(("fatal", exc.one_line(), exc.exit_code))
+        return
+    conn.send(("ready",))
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        index, task = message
+        last = 0.0
+
+        def progress(done: int, total: int, index: int = index) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_INTERVAL_S:
+                last = now
+                conn.send(("progress", index, done, total))
+
+        try:
+            result = run_task(task, engine, progress)
+        except VeilwatchError as exc:
+            if exc.path is None:
+                exc.path = task.source
+            conn.send(("failed", index, exc.one_line(), exc.exit_code))
+        except MemoryError:
+            conn.send(("failed", index, f"{task.source}: out of memory", 1))
+        else:
+            conn.send(("done", index, result.summary()))
+
+
+class _Worker:
+    def __init__(self, context: Any, settings_json: str) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, settings_json), daemon=True)
+        self.process.start()
+        child.close()
+        self.task: int | None = None
+        self.source = ""
+        self.ready = False
+
+    def stop(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(None)
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+def worker_settings(settings: AnonymizeSettings, workers: int) -> AnonymizeSettings:
+    """Settings for one of `workers` processes: inference threads split across them."""
+    if settings.detector.threads or workers <= 1:
+        return settings
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return settings.model_copy(update={"detector": settings.detector.model_copy(update={"threads": threads})})
+
+
+def run_tasks(
+    tasks: list[Task], settings: AnonymizeSettings, workers: int, on_event: Callable[[Event], None]
+) -> None:
+    """Run every task in up to `workers` processes, reporting each event as it happens."""
+    context = multiprocessing.get_context("spawn")
+    settings_json = worker_settings(settings, workers).model_dump_json()
+    pending = deque(range(len(tasks)))
+    pool = [_Worker(context, settings_json) for _ in range(max(1, min(workers, len(tasks))))]
+    try:
+        while pending or any(w.task is not None for w in pool):
+            _dispatch(pool, pending, tasks)
+            ready = wait([w.conn for w in pool] + [w.process.sentinel for w in pool])
+            for worker in list(pool):
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    _collect(worker, pool, pending, on_event, context, settings_json)
+    finally:
+        for worker in pool:
+            worker.stop()
+
+
+def _dispatch(pool: list[_Worker], pending: deque[int], tasks: list[Task]) -> None:
+    for worker in pool:
+        if worker.ready and worker.task is None and pending:
+            worker.task = pending.popleft()
+            worker.source = tasks[worker.task].source
+            worker.conn.send((worker.task, tasks[worker.task]))
+
+
+def _collect(
+    worker: _Worker,
+    pool: list[_Worker],
+    pending: deque[int],
+    on_event: Callable[[Event], None],
+    context: Any,
+    settings_json: str,
+) -> None:
+    try:
+        while worker.conn.poll():
+            _handle(worker, worker.conn.recv(), pending, on_event)
+    except (EOFError, OSError):
+        pass
+    if worker.process.is_alive() or (worker.process.exitcode == 0 and worker.task is None):
+        return
+    if worker.task is not None:
+        crash = WorkerCrashedError(_death(worker.process.exitcode), path=worker.source)
+        on_event(Failed(worker.task, crash.one_line(), crash.exit_code))
+    pool.remove(worker)
+    if pending:
+        pool.append(_Worker(context, settings_json))
+
+
+def _handle(
+    worker: _Worker, message: tuple[Any, ...], pending: deque[int], on_event: Callable[[Event], None]
+) -> None:
+    kind = message[0]
+    if kind == "ready":
+        worker.ready = True
+    elif kind == "progress":
+        on_event(Progress(message[1], message[2], message[3]))
+    elif kind == "done":
+        worker.task = None
+        on_event(Finished(message[1], message[2]))
+    elif kind == "failed":
+        worker.task = None
+        on_event(Failed(message[1], message[2], message[3]))
+    elif kind == "fatal":
+        # The engine itself cannot start (e.g. a bad model): every task fails the same way.
+        while pending:
+            on_event(Failed(pending.popleft(), message[1], message[2]))
+        raise _FatalWorkerError(message[1], message[2])
+
+
+class _FatalWorkerError(VeilwatchError):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the decoder crashed ({name}); the file is probably damaged"
+    return f"the worker process exited unexpectedly (status {exitcode})"
