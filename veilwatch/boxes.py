@@ -89,7 +89,8 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float32]:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
-    return (inter / np.maximum(union, 1e-6)).astype(np.float32)
+    result: npt.NDArray[np.float32] = (inter / np.maximum(union, 1e-6)).astype(np.float32)
+    return result
 
 
 def coverage(inner: FloatArray, outer: FloatArray) -> npt.NDArray[np.float32]:
@@ -102,7 +103,8 @@ def coverage(inner: FloatArray, outer: FloatArray) -> npt.NDArray[np.float32]:
     y1 = np.minimum(inner[:, None, 3], outer[None, :, 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     area = (inner[:, 2] - inner[:, 0]) * (inner[:, 3] - inner[:, 1])
-    return (inter / np.maximum(area[:, None], 1e-6)).astype(np.float32)
+    result: npt.NDArray[np.float32] = (inter / np.maximum(area[:, None], 1e-6)).astype(np.float32)
+    return result
 
 
 def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray:

@@ -3,7 +3,6 @@ so `veilwatch --help` stays instant."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
@@ -150,6 +149,17 @@ def anonymize(
 
 
 @app.command()
+def samples(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the sample photo and video into.")],
+) -> None:
+    """Write a sample photo (with GPS tags) and video made from public-domain images."""
+    from veilwatch.media.samples import write_samples
+
+    for path in write_samples(folder):
+        typer.echo(str(path))
+
+
+@app.command()
 def doctor() -> None:
     """Show versions, ONNX Runtime providers, the model file and the video codecs available."""
     from veilwatch.cli.doctor import run
@@ -183,4 +193,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

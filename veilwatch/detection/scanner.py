@@ -112,7 +112,7 @@ class FaceScanner:
         net_w, net_h = max(1, round(crop_w * tile.scale)), max(1, round(crop_h * tile.scale))
         if (net_w, net_h) != (crop_w, crop_h):
             interpolation = cv2.INTER_LINEAR if tile.scale > 1 else cv2.INTER_AREA
-            crop = cv2.resize(crop, (net_w, net_h), interpolation=interpolation)
+            crop = np.asarray(cv2.resize(crop, (net_w, net_h), interpolation=interpolation), np.uint8)
         padded = np.zeros((_aligned(net_h), _aligned(net_w), 3), np.uint8)
         padded[:net_h, :net_w] = crop
         found = self._network.run(padded, self.settings.threshold)

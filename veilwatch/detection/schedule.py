@@ -121,7 +121,7 @@ def _shrunk_grey(frame: npt.NDArray[np.uint8]) -> Grey:
     height, width = frame.shape[:2]
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     size = (max(1, width // CHANGE_SCALE), max(1, height // CHANGE_SCALE))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), np.uint8)
 
 
 def _thumb(grey: Grey, tile: ScanTile) -> Grey:

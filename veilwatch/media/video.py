@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -81,14 +81,15 @@ class VideoReader:
         self._stream.thread_type = "AUTO"
         self._decoded = self._container.decode(self._stream)
         try:
-            self._first = next(self._decoded, None)
+            first = next(self._decoded, None)
         except _av_error_types() as exc:
             self._container.close()
             raise CorruptInputError(f"cannot decode the first frame ({_reason(exc)})") from exc
-        if self._first is None:
+        if first is None:
             self._container.close()
             raise CorruptInputError("no frame could be decoded")
-        self.info = self._probe(int(self._first.rotation or 0))
+        self._first: av.VideoFrame = first
+        self.info = self._probe(int(first.rotation or 0))
 
     def _probe(self, rotation: int) -> VideoInfo:
         stream = self._stream
@@ -127,7 +128,7 @@ class VideoReader:
         index = 0
         try:
             for decoded in itertools.chain([self._first], self._decoded):
-                pixels: Image = decoded.to_ndarray(format="rgb24")
+                pixels: Image = np.asarray(decoded.to_ndarray(format="rgb24"), np.uint8)
                 if steps:
                     pixels = np.ascontiguousarray(np.rot90(pixels, steps))
                 yield Frame(index, pixels, decoded.pts, decoded.time_base or self.info.time_base)
@@ -195,7 +196,7 @@ class VideoWriter:
         if codec == "libx264" and fmt in _CONTAINER_CODEC:
             codec = _CONTAINER_CODEC[fmt]
         try:
-            stream = self._container.add_stream(codec, rate=self._info.rate)
+            stream = cast("av.VideoStream", self._container.add_stream(codec, rate=self._info.rate))
         except (av.error.FFmpegError, ValueError, KeyError) as exc:
             raise OutputError(f"unknown or unusable video encoder {codec!r} ({_reason(exc)})") from exc
         coded_w, coded_h = self._info.width, self._info.height

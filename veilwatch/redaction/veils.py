@@ -75,8 +75,9 @@ def _blurred(region: Image, rng: np.random.Generator) -> Image:
         small_w, small_h = BLUR_CELLS, max(1, round(BLUR_CELLS * h / w))
     small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
     smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC if min(w, h) > 8 else cv2.INTER_LINEAR)
-    noisy = smooth.astype(np.float32) + _noise(smooth.shape, rng)
-    return np.clip(noisy, 0, 255).astype(np.uint8)
+    noisy = np.asarray(smooth, np.float32) + _noise(smooth.shape, rng)
+    veiled: Image = np.clip(noisy, 0, 255).astype(np.uint8)
+    return veiled
 
 
 def _mosaic(region: Image, rng: np.random.Generator) -> Image:

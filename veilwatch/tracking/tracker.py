@@ -66,12 +66,13 @@ class Track:
     def predict(self, frame: int) -> FloatArray:
         """Box extrapolated from the nearest end of the track at its velocity."""
         if frame >= self.last:
-            return self.boxes[-1] + self.velocity * (frame - self.last)
+            ahead: FloatArray = self.boxes[-1] + self.velocity * np.float32(frame - self.last)
+            return ahead
+        backward = self.velocity
         if len(self.frames) > 1:
-            backward = (self.boxes[1] - self.boxes[0]) / max(self.frames[1] - self.first, 1)
-        else:
-            backward = self.velocity
-        return self.boxes[0] - backward * (self.first - frame)
+            backward = (self.boxes[1] - self.boxes[0]) / np.float32(max(self.frames[1] - self.first, 1))
+        behind: FloatArray = self.boxes[0] - backward * np.float32(self.first - frame)
+        return behind
 
     def estimate(self, frame: int) -> tuple[FloatArray, int]:
         """Best box at a frame and the distance (frames) to the nearest sighting."""
@@ -128,17 +129,20 @@ class FaceTracker:
             for det_i, track_i in _greedy_pairs(overlap, self._config.match_iou):
                 live[track_i].add(frame, detections.boxes[det_i], float(detections.scores[det_i]))
                 ids[det_i] = live[track_i].track_id
-        for det_i in np.flatnonzero(ids < 0):
+        for unmatched in np.flatnonzero(ids < 0):
             track = Track(self._next_id, (self._shot_start, None))
             self._next_id += 1
-            track.add(frame, detections.boxes[det_i], float(detections.scores[det_i]))
+            track.add(frame, detections.boxes[unmatched], float(detections.scores[unmatched]))
             self._tracks.append(track)
-            ids[det_i] = track.track_id
+            ids[unmatched] = track.track_id
         return Detections(detections.boxes, detections.scores, ids)
 
     def _search_box(self, track: Track, frame: int) -> FloatArray:
         box, distance = track.estimate(frame)
-        return scale_boxes(box[None], min(1 + self._config.growth_per_frame * distance, MAX_GROWTH))[0]
+        grown: FloatArray = scale_boxes(
+            box[None], min(1 + self._config.growth_per_frame * distance, MAX_GROWTH)
+        )[0]
+        return grown
 
     def held_boxes(self, frame: int) -> Detections:
         """Estimated boxes at `frame` of every track not seen in it but close enough to veil.
@@ -171,7 +175,8 @@ class FaceTracker:
         size = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
         speed = float(np.abs(track.velocity).max())
         factor = 1 + self._config.growth_per_frame * distance + 2 * SPEED_MARGIN * speed * distance / size
-        return scale_boxes(box[None], min(factor, MAX_GROWTH))[0]
+        grown: FloatArray = scale_boxes(box[None], min(factor, MAX_GROWTH))[0]
+        return grown
 
     def all_tracks(self) -> list[Track]:
         """Every track of the stream so far, retired ones included (for the audit)."""
