@@ -38,7 +38,11 @@ class Detections:
     track_ids: IntArray = field(default_factory=_empty_ids)
 
     def __post_init__(self) -> None:
-        boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        boxes = np.asarray(self.boxes, np.float32)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"Detections boxes must be an N×4 array (x0, y0, x1, y1), got shape {boxes.shape}")
         n = len(boxes)
         scores = np.asarray(self.scores, np.float32).reshape(-1)
         ids = np.asarray(self.track_ids, np.int64).reshape(-1)

@@ -21,12 +21,11 @@ class Frame:
     pixels: Image
     pts: int | None = None
     time_base: Fraction | None = None
+    duration: int | None = None  # in time_base units, when the source says
 
     def __post_init__(self) -> None:
         if self.pixels.ndim != 3 or self.pixels.shape[2] != 3 or self.pixels.dtype != np.uint8:
-            raise ValueError(
-                f"Frame pixels must be H×W×3 uint8 RGB, got shape {self.pixels.shape} {self.pixels.dtype}"
-            )
+            raise ValueError(f"Frame pixels must be H×W×3 uint8 RGB, got shape {self.pixels.shape} {self.pixels.dtype}")
 
     @property
     def width(self) -> int:

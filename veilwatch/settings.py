@@ -26,9 +26,7 @@ class DetectorSettings(_Strict):
     min_face: float = Field(
         8.0, gt=0, description="smallest face height (px) the scan is sized for; smaller ones may be missed"
     )
-    max_face: float | None = Field(
-        None, gt=0, description="ignore detections taller than this (px); default: no limit"
-    )
+    max_face: float | None = Field(None, gt=0, description="ignore detections taller than this (px); default: no limit")
     max_upscale: float = Field(
         2.0, ge=1, le=8, description="largest factor by which a frame is enlarged so small faces are found"
     )
@@ -46,15 +44,11 @@ class DetectorSettings(_Strict):
 class TrackerSettings(_Strict):
     """How faces are followed through detector misses (video only)."""
 
-    hold_seconds: float = Field(
-        1.0, ge=0, description="keep veiling a face this long after the detector last saw it"
-    )
+    hold_seconds: float = Field(1.0, ge=0, description="keep veiling a face this long after the detector last saw it")
     lookback_seconds: float = Field(
         0.5, ge=0, description="files only: also veil a face this long before it was first detected"
     )
-    growth_per_frame: float = Field(
-        0.04, ge=0, description="relative growth of a held box per frame without detection"
-    )
+    growth_per_frame: float = Field(0.04, ge=0, description="relative growth of a held box per frame without detection")
     match_iou: float = Field(0.2, gt=0, le=1, description="overlap needed to continue a track")
 
 
@@ -65,11 +59,16 @@ VeilShape = Literal["box", "ellipse"]
 class VeilSettings(_Strict):
     """How a face is hidden."""
 
-    method: VeilMethod = Field(
-        "blur", description="blur (strong, box-filtered), mosaic (coarse, noisy) or solid"
-    )
+    method: VeilMethod = Field("blur", description="blur (strong, box-filtered), mosaic (coarse, noisy) or solid")
     shape: VeilShape = Field("box", description="veil the whole box or the inscribed ellipse")
-    box_scale: float = Field(1.4, ge=1, le=4, description="veil this many times the detected box (each side)")
+    box_scale: float = Field(1.3, ge=1, le=4, description="veil this many times the detected box (each side)")
+    box_drop: float = Field(
+        0.08,
+        ge=-0.5,
+        le=0.5,
+        description="move the veil down by this share of the face height (detector boxes ride high: "
+        "they centre on the eyes, yet mouth and chin identify too, and masked faces extend lower)",
+    )
     color: tuple[int, int, int] = Field((0, 0, 0), description="RGB fill colour of solid veils")
 
 
@@ -79,9 +78,7 @@ class VideoOutputSettings(_Strict):
     codec: str = Field("libx264", description="any PyAV/FFmpeg video encoder")
     crf: int = Field(20, ge=0, le=51, description="quality for x264/x265/VP9/AV1 (lower is better)")
     preset: str = Field("veryfast", description="encoder speed preset where the codec has one")
-    keep_audio: bool = Field(
-        False, description="copy the audio track (off by default: voices identify people)"
-    )
+    keep_audio: bool = Field(False, description="copy the audio track (off by default: voices identify people)")
 
 
 class AnonymizeSettings(_Strict):
@@ -91,9 +88,7 @@ class AnonymizeSettings(_Strict):
     tracker: TrackerSettings = TrackerSettings()
     veil: VeilSettings = VeilSettings()
     video: VideoOutputSettings = VideoOutputSettings()
-    keep_metadata: bool = Field(
-        False, description="keep EXIF/XMP/container tags (off: everything is stripped)"
-    )
+    keep_metadata: bool = Field(False, description="keep EXIF/XMP/container tags (off: everything is stripped)")
     jpeg_quality: int = Field(95, ge=1, le=100, description="quality of JPEG/WebP outputs")
     report: bool = Field(False, description="collect per-frame boxes, scores and track ids")
 

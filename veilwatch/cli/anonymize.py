@@ -61,7 +61,7 @@ class _Display:
         """Update the bars and collect results."""
         if isinstance(event, TaskProgress):
             bar = self._bar(event.task_index)
-            task = self._progress.tasks[bar]
+            task = next(t for t in self._progress.tasks if t.id == bar)
             rate = f"{event.done / task.elapsed:.1f} fps" if task.elapsed else ""
             self._progress.update(bar, completed=event.done, total=event.total or None, rate=rate)
             return
@@ -74,7 +74,7 @@ class _Display:
             self._note_result(event.summary)
         else:
             self.failures[event.task_index] = event
-            self._progress.console.print(f"[red]error:[/red] {_escape(event.message)}", highlight=False)
+            self._progress.console.print(f"[red]error:[/red] {_escape(event.message)}", highlight=False, soft_wrap=True)
 
     def _bar(self, index: int) -> TaskID:
         if index not in self._bars:
@@ -93,7 +93,7 @@ class _Display:
                 line += f" [yellow](a tracked face went unveiled for up to {run} frames)[/yellow]"
         else:
             line += f"{summary['faces_detected']} faces"
-        self._progress.console.print(line, highlight=False)
+        self._progress.console.print(line, highlight=False, soft_wrap=True)
 
 
 def _escape(text: str) -> str:
@@ -118,7 +118,7 @@ def run(
     resolve_model(settings.detector.model)  # fail fast, before any worker starts
     planned = plan(inputs, output, overwrite=overwrite, in_place=in_place)
     for failure in planned.failures:
-        console.print(f"[red]error:[/red] {_escape(failure.one_line())}", highlight=False)
+        console.print(f"[red]error:[/red] {_escape(failure.one_line())}", highlight=False, soft_wrap=True)
     codes = [f.exit_code for f in planned.failures]
     stdio = [t for t in planned.tasks if STDIO in (t.source, t.output)]
     files = [t for t in planned.tasks if t not in stdio]
@@ -135,7 +135,7 @@ def run(
     if not quiet:
         _print_totals(console, summaries, len(codes), planned.skipped)
     if not planned.tasks and not codes:
-        console.print("[red]error:[/red] no image or video found in the inputs")
+        console.print("[red]error:[/red] no image or video found in the inputs", soft_wrap=True)
         return 2
     return max(codes, default=0)
 
@@ -155,7 +155,7 @@ def _run_in_process(
             summaries.append(run_task(task, engine, lambda done, total: None).summary())
         except VeilwatchError as exc:
             exc.path = exc.path or ("<stdin>" if task.source == STDIO else task.source)
-            console.print(f"[red]error:[/red] {_escape(exc.one_line())}", highlight=False)
+            console.print(f"[red]error:[/red] {_escape(exc.one_line())}", highlight=False, soft_wrap=True)
             codes.append(exc.exit_code)
     return summaries
 
@@ -178,4 +178,4 @@ def _print_totals(console: Console, summaries: list[dict[str, Any]], failed: int
         parts.append(f"[red]{failed} failed[/red]")
     if skipped:
         parts.append(f"{skipped} non-media file{'s' * (skipped != 1)} skipped")
-    console.print(", ".join(parts), highlight=False)
+    console.print(", ".join(parts), highlight=False, soft_wrap=True)

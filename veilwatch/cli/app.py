@@ -55,12 +55,14 @@ def anonymize(
         typer.Option("--output", "-o", help="Output file (one input), folder (several), or '-' for stdout."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
-    in_place: Annotated[
-        bool, typer.Option(help="Replace the inputs themselves with their veiled versions.")
-    ] = False,
+    in_place: Annotated[bool, typer.Option(help="Replace the inputs themselves with their veiled versions.")] = False,
     veil: Annotated[VeilChoice, typer.Option(help="How faces are hidden.")] = "blur",
     shape: Annotated[ShapeChoice, typer.Option(help="Veil the whole box or the inscribed ellipse.")] = "box",
-    box_scale: Annotated[float, typer.Option(help="Veil this many times each detected box (≥ 1).")] = 1.4,
+    box_scale: Annotated[float, typer.Option(help="Veil this many times each detected box (≥ 1).")] = 1.3,
+    box_drop: Annotated[
+        float,
+        typer.Option(help="Move veils down by this share of the face height (chin and mouth identify too)."),
+    ] = 0.08,
     threshold: Annotated[float, typer.Option(help="Detector score above which a face is veiled.")] = 0.1,
     min_face: Annotated[float, typer.Option(help="Smallest face height (px) the search is sized for.")] = 8.0,
     max_face: Annotated[float | None, typer.Option(help="Ignore detections taller than this (px).")] = None,
@@ -69,29 +71,21 @@ def anonymize(
         float,
         typer.Option(help="Video: search every region at every scale at least this often (0: every frame)."),
     ] = 0.5,
-    hold_seconds: Annotated[
-        float, typer.Option(help="Video: keep veiling a face this long after a miss.")
-    ] = 1.0,
+    hold_seconds: Annotated[float, typer.Option(help="Video: keep veiling a face this long after a miss.")] = 1.0,
     lookback_seconds: Annotated[
         float, typer.Option(help="Video: also veil a face this long before it was first detected.")
     ] = 0.5,
-    model: Annotated[
-        Path | None, typer.Option(help="A CenterFace-compatible ONNX file to use instead.")
-    ] = None,
+    model: Annotated[Path | None, typer.Option(help="A CenterFace-compatible ONNX file to use instead.")] = None,
     device: Annotated[DeviceChoice, typer.Option(help="Where inference runs.")] = "auto",
     keep_audio: Annotated[
         bool, typer.Option(help="Keep the audio track (dropped by default: voices identify).")
     ] = False,
-    keep_metadata: Annotated[
-        bool, typer.Option(help="Keep EXIF/XMP/container tags (stripped by default).")
-    ] = False,
+    keep_metadata: Annotated[bool, typer.Option(help="Keep EXIF/XMP/container tags (stripped by default).")] = False,
     codec: Annotated[str, typer.Option(help="Video encoder (any PyAV/FFmpeg encoder).")] = "libx264",
     crf: Annotated[int, typer.Option(help="Video quality, 0–51, lower is better.")] = 20,
     preset: Annotated[str, typer.Option(help="Encoder speed preset (x264/x265).")] = "veryfast",
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1–100.")] = 95,
-    workers: Annotated[
-        int, typer.Option(help="Files processed at once (each worker loads the model once).")
-    ] = 1,
+    workers: Annotated[int, typer.Option(help="Files processed at once (each worker loads the model once).")] = 1,
     threads: Annotated[int, typer.Option(help="Inference threads per worker (0: share the cores).")] = 0,
     report: Annotated[
         Path | None, typer.Option(help="Write per-frame boxes, scores and track ids to this JSON file.")
@@ -123,7 +117,7 @@ def anonymize(
                 device=device,
             ),
             tracker=TrackerSettings(hold_seconds=hold_seconds, lookback_seconds=lookback_seconds),
-            veil=VeilSettings(method=veil, shape=shape, box_scale=box_scale),
+            veil=VeilSettings(method=veil, shape=shape, box_scale=box_scale, box_drop=box_drop),
             video=VideoOutputSettings(codec=codec, crf=crf, preset=preset, keep_audio=keep_audio),
             keep_metadata=keep_metadata,
             jpeg_quality=quality,

@@ -42,9 +42,7 @@ def default_model() -> ModelFile:
         path = Path(folder) / DEFAULT_MODEL_FILE
         if path.is_file():
             return ModelFile(path, f"{DEFAULT_MODEL_PACKAGE} wheel")
-    raise ModelError(
-        f"'{DEFAULT_MODEL_FILE}' is missing from the installed '{DEFAULT_MODEL_PACKAGE}' package"
-    )
+    raise ModelError(f"'{DEFAULT_MODEL_FILE}' is missing from the installed '{DEFAULT_MODEL_PACKAGE}' package")
 
 
 def resolve_model(path: str | Path | None) -> ModelFile:

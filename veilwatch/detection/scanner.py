@@ -46,9 +46,7 @@ class ScanTile:
     @property
     def cost(self) -> int:
         """Network input pixels of this pass (what inference time is proportional to)."""
-        return _aligned(round((self.x1 - self.x0) * self.scale)) * _aligned(
-            round((self.y1 - self.y0) * self.scale)
-        )
+        return _aligned(round((self.x1 - self.x0) * self.scale)) * _aligned(round((self.y1 - self.y0) * self.scale))
 
 
 def pyramid_scales(width: int, height: int, settings: DetectorSettings) -> list[float]:
@@ -87,6 +85,23 @@ def level_tiles(level: int, scale: float, width: int, height: int) -> list[ScanT
     ]
 
 
+def _owned(boxes: npt.NDArray[np.float32], tile: ScanTile, width: int, height: int) -> npt.NDArray[np.bool_]:
+    """Boxes centred in the part of the tile it owns: beyond half the overlap from inner edges.
+
+    A face cut by an inner tile edge gives a partial box, which could win suppression over the
+    whole box from the neighbouring tile; the neighbour owns that face, so the partial box goes.
+    """
+    margin = TILE_OVERLAP_PX / tile.scale / 2
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    x0 = tile.x0 + margin if tile.x0 > 0 else -np.inf
+    y0 = tile.y0 + margin if tile.y0 > 0 else -np.inf
+    x1 = tile.x1 - margin if tile.x1 < width else np.inf
+    y1 = tile.y1 - margin if tile.y1 < height else np.inf
+    owned: npt.NDArray[np.bool_] = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+    return owned
+
+
 def full_scan(width: int, height: int, settings: DetectorSettings) -> list[ScanTile]:
     """Every tile of every level for a frame of this size."""
     scales = pyramid_scales(width, height, settings)
@@ -113,13 +128,15 @@ class FaceScanner:
         if (net_w, net_h) != (crop_w, crop_h):
             interpolation = cv2.INTER_LINEAR if tile.scale > 1 else cv2.INTER_AREA
             crop = np.asarray(cv2.resize(crop, (net_w, net_h), interpolation=interpolation), np.uint8)
-        padded = np.zeros((_aligned(net_h), _aligned(net_w), 3), np.uint8)
+        padded = np.zeros((_aligned(net_h), _aligned(net_w), 3), np.uint8)  # black, as in training
         padded[:net_h, :net_w] = crop
         found = self._network.run(padded, self.settings.threshold)
         sx, sy = net_w / crop_w, net_h / crop_h
         scale = np.array([sx, sy, sx, sy], np.float32)
         shift = np.array([tile.x0, tile.y0, tile.x0, tile.y0], np.float32)
-        return Detections(found.boxes / scale + shift, found.scores)
+        boxes = found.boxes / scale + shift
+        height, width = frame.shape[:2]
+        return Detections(boxes, found.scores).subset(_owned(boxes, tile, width, height))
 
     def merge(self, parts: Sequence[Detections]) -> Detections:
         """One box per face from the raw boxes of several tiles."""

@@ -126,9 +126,7 @@ def _shrunk_grey(frame: npt.NDArray[np.uint8]) -> Grey:
 
 def _thumb(grey: Grey, tile: ScanTile) -> Grey:
     s = CHANGE_SCALE
-    return grey[
-        tile.y0 // s : max(tile.y0 // s + 1, tile.y1 // s), tile.x0 // s : max(tile.x0 // s + 1, tile.x1 // s)
-    ]
+    return grey[tile.y0 // s : max(tile.y0 // s + 1, tile.y1 // s), tile.x0 // s : max(tile.x0 // s + 1, tile.x1 // s)]
 
 
 def _changed(state: _TileState, grey: Grey) -> bool:

@@ -26,9 +26,7 @@ def atomic_output(target: Path, *, overwrite: bool) -> Iterator[Path]:
         raise OutputError("output exists (use --overwrite to replace it)", path=str(target))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=PART_PREFIX, suffix=PART_SUFFIX + target.suffix, dir=target.parent
-        )
+        fd, tmp_name = tempfile.mkstemp(prefix=PART_PREFIX, suffix=PART_SUFFIX + target.suffix, dir=target.parent)
     except OSError as exc:
         raise OutputError(f"cannot write here: {exc.strerror or exc}", path=str(target)) from exc
     os.close(fd)

@@ -64,9 +64,7 @@ def read_image(source: str | bytes | IO[bytes], *, keep_metadata: bool = False) 
         with Image.open(stream) as img:
             fmt = img.format or "PNG"
             if getattr(img, "n_frames", 1) > 1 and fmt in ANIMATED_FORMATS:
-                raise UnsupportedInputError(
-                    f"animated {fmt} images are not supported; convert to a video first"
-                )
+                raise UnsupportedInputError(f"animated {fmt} images are not supported; convert to a video first")
             img.load()
             metadata = _kept_metadata(img) if keep_metadata else {}
             upright = ImageOps.exif_transpose(img) or img
@@ -96,6 +94,8 @@ def _to_srgb(img: Image.Image) -> tuple[Image.Image, npt.NDArray[np.uint8] | Non
         alpha = np.asarray(rgba.getchannel("A"), np.uint8).copy()
         img = rgba
     profile = img.info.get("icc_profile")
+    if img.mode.startswith("I") or img.mode == "F":
+        img = _eight_bit_grey(img)
     rgb = img.convert("RGB")
     if profile:
         try:
@@ -104,6 +104,19 @@ def _to_srgb(img: Image.Image) -> tuple[Image.Image, npt.NDArray[np.uint8] | Non
         except (ImageCms.PyCMSError, OSError):
             pass  # a broken profile: keep the pixels as they are
     return rgb, alpha
+
+
+def _eight_bit_grey(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greys scaled to 8 bits (Pillow's convert would clip them)."""
+    values = np.asarray(img)
+    if img.mode == "F":
+        top = 1.0 if float(values.max(initial=0.0)) <= 1.0 else 255.0
+        grey = np.clip(values / top * 255.0, 0, 255)
+    elif img.mode.startswith("I;16") or int(values.max(initial=0)) > 255:
+        grey = np.clip(values, 0, 65535) / 257.0
+    else:
+        grey = values
+    return Image.fromarray(np.round(grey).astype(np.uint8), "L")
 
 
 def output_format(loaded_format: str) -> str:

@@ -32,9 +32,7 @@ VIDEO_SUFFIXES = frozenset(
     }
 )
 # Output containers we write as they came; anything else becomes MP4.
-KEPT_VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv"}
-)
+KEPT_VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv"})
 
 MediaKind = Literal["image", "video"]
 

@@ -83,9 +83,7 @@ def _paste(frame: Image, sprite: Image, x: int, y: int) -> None:
         frame[fy0:fy1, fx0:fx1] = sprite[fy0 - y : fy1 - y, fx0 - x : fx1 - x]
 
 
-def write_sample_video(
-    path: Path, *, width: int = 960, height: int = 540, frames: int = 75, fps: int = 25
-) -> None:
+def write_sample_video(path: Path, *, width: int = 960, height: int = 540, frames: int = 75, fps: int = 25) -> None:
     """A short H.264 clip of faces walking across a scene."""
     import av
 

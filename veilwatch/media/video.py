@@ -131,7 +131,8 @@ class VideoReader:
                 pixels: Image = np.asarray(decoded.to_ndarray(format="rgb24"), np.uint8)
                 if steps:
                     pixels = np.ascontiguousarray(np.rot90(pixels, steps))
-                yield Frame(index, pixels, decoded.pts, decoded.time_base or self.info.time_base)
+                time_base = decoded.time_base or self.info.time_base
+                yield Frame(index, pixels, decoded.pts, time_base, decoded.duration or None)
                 index += 1
         except _av_error_types() as exc:
             raise CorruptInputError(f"damaged video after frame {index} ({_reason(exc)})") from exc
@@ -173,9 +174,7 @@ class VideoWriter:
         self._info = info
         self._steps_back = (4 - _rotation_steps(info.rotation)) % 4
         try:
-            self._container = av.open(
-                str(path), mode="w", format=container_format, options={"fflags": "+bitexact"}
-            )
+            self._container = av.open(str(path), mode="w", format=container_format, options={"fflags": "+bitexact"})
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise OutputError(f"cannot create video file ({_reason(exc)})", path=str(path)) from exc
         try:
@@ -232,6 +231,8 @@ class VideoWriter:
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
         video_frame.pts = self._pts(frame)
         video_frame.time_base = self._info.time_base
+        if frame.duration and frame.time_base == self._info.time_base:
+            video_frame.duration = frame.duration  # keeps the last frame's length in VFR video
         self._mux(self._stream.encode(video_frame))
         self._frames_written += 1
 

@@ -37,6 +37,9 @@ def plan(inputs: list[str], output: str | None, *, overwrite: bool = False, in_p
     """Tasks for every input; folders expand to their media files, recursively."""
     result = Plan()
     several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs if i != STDIO)
+    if output == STDIO and several:
+        result.failures.append(OutputError("-o - (standard output) takes a single input file"))
+        return result
     out_dir = Path(output) if output and output != STDIO and (several or Path(output).is_dir()) else None
     mirror_into = out_dir if len(inputs) == 1 else None
     for entry in inputs:
@@ -44,7 +47,24 @@ def plan(inputs: list[str], output: str | None, *, overwrite: bool = False, in_p
             _plan_entry(entry, output, out_dir, mirror_into, result, overwrite=overwrite, in_place=in_place)
         except VeilwatchError as exc:
             result.failures.append(exc)
+    _refuse_collisions(result)
     return result
+
+
+def _refuse_collisions(result: Plan) -> None:
+    """Two inputs that would write the same output (e.g. a.png and a.bmp): the later one fails."""
+    claimed: dict[str, str] = {}
+    kept = []
+    for task in result.tasks:
+        key = task.output if task.output == STDIO else os.path.abspath(task.output)
+        if key in claimed and task.output != STDIO:
+            result.failures.append(
+                OutputError(f"its output {task.output} is also the output of {claimed[key]}", path=task.source)
+            )
+            continue
+        claimed[key] = task.source
+        kept.append(task)
+    result.tasks = kept
 
 
 def _plan_entry(
@@ -75,6 +95,11 @@ def _plan_entry(
     if not source.exists():
         raise InputNotFoundError("no such file or folder", path=entry)
     kind = kind_by_suffix(source) or sniff_kind(source)
+    if output == STDIO:
+        if kind == "video":
+            raise OutputError("a video cannot be written to standard output; name an output file", path=entry)
+        result.tasks.append(Task(entry, STDIO, kind, overwrite))
+        return
     if in_place:
         target = source
     elif out_dir is not None:
@@ -89,9 +114,7 @@ def _plan_entry(
 def _task(source: Path, target: Path, kind: MediaKind, overwrite: bool, in_place: bool) -> Task:
     same = target.exists() and os.path.samefile(source, target)
     if same and not in_place:
-        raise OutputError(
-            "the output would overwrite the input (pass --in-place to allow that)", path=str(source)
-        )
+        raise OutputError("the output would overwrite the input (pass --in-place to allow that)", path=str(source))
     return Task(str(source), str(target), kind, overwrite or in_place)
 
 

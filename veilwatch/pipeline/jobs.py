@@ -88,7 +88,7 @@ def veil_image(task: Task, engine: Engine) -> FileResult:
     source = sys.stdin.buffer.read() if task.source == STDIO else task.source
     loaded = read_image(source, keep_metadata=settings.keep_metadata)
     veiler = engine.image_veiler()
-    report = StreamReport(settings.veil.box_scale, keep_frames=settings.report)
+    report = StreamReport(settings.veil, keep_frames=settings.report)
     veiled = veiler.push(Frame(0, loaded.pixels)) + veiler.finish()
     for done in veiled:
         report.add(done)
@@ -131,14 +131,12 @@ def veil_video(task: Task, engine: Engine, progress: Progress) -> FileResult:
     with VideoReader(source) as reader:
         info = reader.info
         veiler = engine.video_veiler(info.rate, info.width, info.height)
-        report = StreamReport(settings.veil.box_scale, keep_frames=settings.report)
+        report = StreamReport(settings.veil, keep_frames=settings.report)
         audio = reader.audio_template() if settings.video.keep_audio else None
         metadata = reader.container_metadata() if settings.keep_metadata else None
         with atomic_output(Path(task.output), overwrite=task.overwrite) as tmp:
             writer = VideoWriter(tmp, info, settings.video, audio_template=audio, metadata=metadata)
-            encoder: BackgroundConsumer[Frame] = BackgroundConsumer(
-                writer.write, QUEUE_DEPTH, "veilwatch-encode"
-            )
+            encoder: BackgroundConsumer[Frame] = BackgroundConsumer(writer.write, QUEUE_DEPTH, "veilwatch-encode")
             count = 0
 
             def emit(done: list[VeiledFrame]) -> None:

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from veilwatch.boxes import FloatArray, coverage, scale_boxes
+from veilwatch.boxes import FloatArray, coverage
 from veilwatch.frames import VeiledFrame
+from veilwatch.redaction.veils import veil_areas
+from veilwatch.settings import VeilSettings
 from veilwatch.tracking.tracker import Track
 
 COVERED = 0.9
@@ -27,7 +29,7 @@ CONFIRMED_SCORE = 0.5
 class StreamReport:
     """Per-frame records of one image or video, plus what the audit needs."""
 
-    box_scale: float
+    veil: VeilSettings
     keep_frames: bool
     frames: list[dict[str, Any]] = field(default_factory=list)
     veils: dict[int, FloatArray] = field(default_factory=dict)
@@ -37,7 +39,7 @@ class StreamReport:
         """Record one finished frame."""
         index = veiled.frame.index
         self.faces_found += len(veiled.detections)
-        self.veils[index] = scale_boxes(veiled.veiled_boxes, self.box_scale)
+        self.veils[index] = veil_areas(veiled.veiled_boxes, self.veil)
         if self.keep_frames:
             self.frames.append(_frame_record(veiled))
 
@@ -67,8 +69,7 @@ def _frame_record(veiled: VeiledFrame) -> dict[str, Any]:
             for box, score, track in zip(found.boxes, found.scores, found.track_ids, strict=True)
         ],
         "held": [
-            {"box": _rounded(box), "track": int(track)}
-            for box, track in zip(held.boxes, held.track_ids, strict=True)
+            {"box": _rounded(box), "track": int(track)} for box, track in zip(held.boxes, held.track_ids, strict=True)
         ],
     }
 

@@ -9,6 +9,7 @@ raises, the exception propagates and the caller must withhold the frame (fail cl
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Protocol
 
 from veilwatch.boxes import Detections
@@ -60,7 +61,7 @@ class FrameVeiler:
         held = self._tracker.held_boxes(frame.index) if self._tracker is not None else Detections()
         boxes = Detections.concat([found, held]).boxes
         pixels = self._veil.apply(frame.pixels, boxes)
-        return VeiledFrame(Frame(frame.index, pixels, frame.pts, frame.time_base), found, held)
+        return VeiledFrame(replace(frame, pixels=pixels), found, held)
 
     @property
     def tracker(self) -> FaceTracker | None:

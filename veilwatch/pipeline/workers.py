@@ -24,6 +24,7 @@ from veilwatch.pipeline.jobs import Task
 from veilwatch.settings import AnonymizeSettings
 
 PROGRESS_INTERVAL_S = 0.2
+STOP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,20 @@ class Failed:
 Event = Progress | Finished | Failed
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds run_task, so its temporary output is deleted
+
+
 def _worker_main(conn: Connection, settings_json: str) -> None:
     """Body of a worker process: load the model once, then serve tasks until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    # Ctrl-C reaches every process of the terminal's group; the parent decides and sends SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminate)
+    with contextlib.suppress(SystemExit, BrokenPipeError, EOFError):
+        _serve(conn, settings_json)
+
+
+def _serve(conn: Connection, settings_json: str) -> None:
     from veilwatch.pipeline.engine import Engine
     from veilwatch.pipeline.jobs import run_task
 
@@ -104,13 +116,16 @@ class _Worker:
         self.source = ""
         self.ready = False
 
-    def stop(self) -> None:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            self.conn.send(None)
-        self.process.join(5)
+    def stop(self, *, interrupted: bool = False) -> None:
+        if interrupted:
+            self.process.terminate()  # SIGTERM: the worker cleans up and exits
+        else:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.conn.send(None)
+        self.process.join(STOP_TIMEOUT_S)
         if self.process.is_alive():
             self.process.kill()
-            self.process.join(5)
+            self.process.join(STOP_TIMEOUT_S)
 
 
 def worker_settings(settings: AnonymizeSettings, workers: int) -> AnonymizeSettings:
@@ -121,14 +136,13 @@ def worker_settings(settings: AnonymizeSettings, workers: int) -> AnonymizeSetti
     return settings.model_copy(update={"detector": settings.detector.model_copy(update={"threads": threads})})
 
 
-def run_tasks(
-    tasks: list[Task], settings: AnonymizeSettings, workers: int, on_event: Callable[[Event], None]
-) -> None:
+def run_tasks(tasks: list[Task], settings: AnonymizeSettings, workers: int, on_event: Callable[[Event], None]) -> None:
     """Run every task in up to `workers` processes, reporting each event as it happens."""
     context = multiprocessing.get_context("spawn")
     settings_json = worker_settings(settings, workers).model_dump_json()
     pending = deque(range(len(tasks)))
     pool = [_Worker(context, settings_json) for _ in range(max(1, min(workers, len(tasks))))]
+    interrupted = False
     try:
         while pending or any(w.task is not None for w in pool):
             _dispatch(pool, pending, tasks)
@@ -136,9 +150,12 @@ def run_tasks(
             for worker in list(pool):
                 if worker.conn in ready or worker.process.sentinel in ready:
                     _collect(worker, pool, pending, on_event, context, settings_json)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         for worker in pool:
-            worker.stop()
+            worker.stop(interrupted=interrupted)
 
 
 def _dispatch(pool: list[_Worker], pending: deque[int], tasks: list[Task]) -> None:
@@ -172,9 +189,7 @@ def _collect(
         pool.append(_Worker(context, settings_json))
 
 
-def _handle(
-    worker: _Worker, message: tuple[Any, ...], pending: deque[int], on_event: Callable[[Event], None]
-) -> None:
+def _handle(worker: _Worker, message: tuple[Any, ...], pending: deque[int], on_event: Callable[[Event], None]) -> None:
     kind = message[0]
     if kind == "ready":
         worker.ready = True

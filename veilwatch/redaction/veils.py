@@ -7,8 +7,8 @@ little detail through as a 20-px one, and each veil ends with per-region noise s
 survives is uncorrelated with the original pixels (a blur's residual high frequencies, though
 faint, still correlate with the face; noise breaks that, and it defeats deconvolution).
 
-- blur: the region is shrunk to about 3 cells across and enlarged back with smooth
-  interpolation (no detail finer than a third of the face survives), then dithered.
+- blur: the region is shrunk to 2 cells across its short side and enlarged back with smooth
+  interpolation (no detail finer than half the face survives), then dithered.
 - mosaic: about 4 flat cells across the face, each cell shifted by a random offset.
 - solid: one flat colour.
 """
@@ -27,9 +27,10 @@ from veilwatch.settings import VeilSettings
 
 Image = npt.NDArray[np.uint8]
 
-BLUR_CELLS = 3  # a blurred face keeps about this many resolvable cells across its box
+BLUR_CELLS = 2  # a blurred face keeps about this many resolvable cells across its box
 MOSAIC_CELLS = 4  # a mosaic face is at most this many cells across
 NOISE_SIGMA = 4.0  # grey levels of dither added to every veiled pixel or cell
+NOISE_TILE = 768  # side of the pre-generated dither tile
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,18 @@ class PixelBox:
         return self.y1 - self.y0
 
 
-def pixel_boxes(boxes: FloatArray, box_scale: float, width: int, height: int) -> list[PixelBox]:
-    """Veil regions: boxes grown by box_scale, rounded outwards, clipped, empty ones dropped."""
-    grown = clip_boxes(scale_boxes(boxes, box_scale), width, height)
+def veil_areas(boxes: FloatArray, settings: VeilSettings) -> FloatArray:
+    """What a veil covers for each face box: grown by `box_scale`, moved down by `box_drop`."""
+    areas = scale_boxes(boxes, settings.box_scale)
+    drop = (boxes[:, 3] - boxes[:, 1]) * settings.box_drop
+    areas[:, 1] += drop
+    areas[:, 3] += drop
+    return areas
+
+
+def pixel_boxes(boxes: FloatArray, settings: VeilSettings, width: int, height: int) -> list[PixelBox]:
+    """Veil regions in whole pixels: rounded outwards, clipped to the image, empty ones dropped."""
+    grown = clip_boxes(veil_areas(boxes, settings), width, height)
     result = []
     for x0, y0, x1, y1 in grown:
         box = PixelBox(int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)))
@@ -63,50 +73,63 @@ def pixel_boxes(boxes: FloatArray, box_scale: float, width: int, height: int) ->
     return result
 
 
-def _noise(shape: tuple[int, ...], rng: np.random.Generator) -> npt.NDArray[np.float32]:
-    return rng.normal(0.0, NOISE_SIGMA, shape).astype(np.float32)
+class _Noise:
+    """Gaussian dither drawn from a pre-generated tile at random offsets (fast, content-blind)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._tile = np.round(rng.normal(0.0, NOISE_SIGMA, (NOISE_TILE, NOISE_TILE, 3))).astype(np.int16)
+
+    def patch(self, height: int, width: int) -> npt.NDArray[np.int16]:
+        if height <= NOISE_TILE and width <= NOISE_TILE:
+            oy = int(self._rng.integers(0, NOISE_TILE - height + 1))
+            ox = int(self._rng.integers(0, NOISE_TILE - width + 1))
+            return self._tile[oy : oy + height, ox : ox + width]
+        rows = np.arange(height) % NOISE_TILE  # a region larger than the tile repeats it
+        cols = np.arange(width) % NOISE_TILE
+        return self._tile[rows][:, cols]
 
 
-def _blurred(region: Image, rng: np.random.Generator) -> Image:
+def _dithered(region: npt.NDArray[np.uint8], noise: _Noise) -> Image:
+    h, w = region.shape[:2]
+    noisy = region.astype(np.int16) + noise.patch(h, w)
+    veiled: Image = np.clip(noisy, 0, 255).astype(np.uint8)
+    return veiled
+
+
+def _blurred(region: Image, noise: _Noise) -> Image:
     h, w = region.shape[:2]
     if w >= h:
         small_w, small_h = max(1, round(BLUR_CELLS * w / h)), BLUR_CELLS
     else:
         small_w, small_h = BLUR_CELLS, max(1, round(BLUR_CELLS * h / w))
     small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC if min(w, h) > 8 else cv2.INTER_LINEAR)
-    noisy = np.asarray(smooth, np.float32) + _noise(smooth.shape, rng)
-    veiled: Image = np.clip(noisy, 0, 255).astype(np.uint8)
-    return veiled
+    smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return _dithered(np.asarray(smooth, np.uint8), noise)
 
 
-def _mosaic(region: Image, rng: np.random.Generator) -> Image:
+def _mosaic(region: Image, noise: _Noise) -> Image:
     h, w = region.shape[:2]
     cell = max(2, int(np.ceil(max(w, h) / MOSAIC_CELLS)))
     small_w, small_h = max(1, int(np.ceil(w / cell))), max(1, int(np.ceil(h / cell)))
-    small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA).astype(np.float32)
-    small += rng.normal(0.0, 2 * NOISE_SIGMA, (small_h, small_w, 1)).astype(np.float32)
-    blocks = cv2.resize(
-        np.clip(small, 0, 255).astype(np.uint8),
-        (small_w * cell, small_h * cell),
-        interpolation=cv2.INTER_NEAREST,
-    )
-    return np.ascontiguousarray(blocks[:h, :w])
+    small = np.asarray(cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA), np.uint8)
+    cells = np.clip(small.astype(np.int16) + 2 * noise.patch(small_h, small_w)[..., :1], 0, 255).astype(np.uint8)
+    blocks = cv2.resize(cells, (small_w * cell, small_h * cell), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(blocks[:h, :w], np.uint8)
 
 
-def _solid(color: tuple[int, int, int]) -> Callable[[Image, np.random.Generator], Image]:
-    def fill(region: Image, rng: np.random.Generator) -> Image:
+def _solid(color: tuple[int, int, int]) -> Callable[[Image, _Noise], Image]:
+    def fill(region: Image, noise: _Noise) -> Image:
         return np.broadcast_to(np.asarray(color, np.uint8), region.shape).copy()
 
     return fill
 
 
 def _ellipse_mask(height: int, width: int) -> npt.NDArray[np.bool_]:
-    ys, xs = np.ogrid[:height, :width]
-    cy, cx = (height - 1) / 2, (width - 1) / 2
-    ry, rx = max(height / 2, 0.5), max(width / 2, 0.5)
-    mask: npt.NDArray[np.bool_] = ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2 <= 1.0
-    return mask
+    mask = np.zeros((height, width), np.uint8)
+    centre = ((width - 1) / 2, (height - 1) / 2)
+    cv2.ellipse(mask, (centre, (float(width), float(height)), 0.0), 1, thickness=-1)
+    return mask.astype(bool)
 
 
 class Veil:
@@ -114,8 +137,8 @@ class Veil:
 
     def __init__(self, settings: VeilSettings, seed: int | None = None) -> None:
         self._settings = settings
-        self._rng = np.random.default_rng(seed)
-        fills: dict[str, Callable[[Image, np.random.Generator], Image]] = {
+        self._noise = _Noise(np.random.default_rng(seed))
+        fills: dict[str, Callable[[Image, _Noise], Image]] = {
             "blur": _blurred,
             "mosaic": _mosaic,
             "solid": _solid(settings.color),
@@ -124,7 +147,7 @@ class Veil:
 
     def regions(self, boxes: FloatArray, width: int, height: int) -> list[PixelBox]:
         """The pixel regions a veil over these face boxes covers."""
-        return pixel_boxes(boxes, self._settings.box_scale, width, height)
+        return pixel_boxes(boxes, self._settings, width, height)
 
     def apply(self, image: Image, boxes: FloatArray) -> Image:
         """A copy of the image with every box veiled."""
@@ -137,9 +160,8 @@ class Veil:
         height, width = image.shape[:2]
         for box in self.regions(boxes, width, height):
             region = image[box.y0 : box.y1, box.x0 : box.x1]
-            veiled = self._fill(region, self._rng)
+            veiled = self._fill(region, self._noise)
             if self._settings.shape == "ellipse":
-                mask = _ellipse_mask(box.height, box.width)
-                region[mask] = veiled[mask]
+                np.copyto(region, veiled, where=_ellipse_mask(box.height, box.width)[..., None])
             else:
                 region[...] = veiled

@@ -139,9 +139,7 @@ class FaceTracker:
 
     def _search_box(self, track: Track, frame: int) -> FloatArray:
         box, distance = track.estimate(frame)
-        grown: FloatArray = scale_boxes(
-            box[None], min(1 + self._config.growth_per_frame * distance, MAX_GROWTH)
-        )[0]
+        grown: FloatArray = scale_boxes(box[None], min(1 + self._config.growth_per_frame * distance, MAX_GROWTH))[0]
         return grown
 
     def held_boxes(self, frame: int) -> Detections:

