@@ -34,6 +34,7 @@ from veilwatch.settings import AnonymizeSettings, DetectorSettings
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 COVERED = 0.9
+RESOLUTIONS = {"720p": "1280x720", "1080p": "1920x1080"}
 
 
 @dataclass
@@ -94,7 +95,8 @@ def clip_paths(names: list[str] | None, resolutions: list[str]) -> list[tuple[st
         if names and not any(n in path.stem for n in names):
             continue
         for res in resolutions:
-            candidate = path if res == "native" else REPO / "bench" / "out" / "clips" / f"{path.stem}-{res}.mp4"
+            resized = REPO / "bench" / "out" / "clips" / f"{path.stem}-{RESOLUTIONS[res]}.mp4"
+            candidate = path if res == "native" else resized
             if candidate.exists():
                 found.append((key, res, candidate))
     return found
@@ -106,10 +108,11 @@ def main() -> None:
     parser.add_argument("--clips", nargs="*", help="substrings of clip names (default: all)")
     parser.add_argument("--resolutions", nargs="*", default=["native"], help="native, 720p, 1080p")
     parser.add_argument("--min-score", type=float, default=0.5)
+    parser.add_argument("--full-scan-seconds", type=float, default=DetectorSettings().full_scan_seconds)
     parser.add_argument("--json", type=Path, help="save the results here")
     args = parser.parse_args()
 
-    default_engine = Engine(AnonymizeSettings())
+    default_engine = Engine(AnonymizeSettings(detector=DetectorSettings(full_scan_seconds=args.full_scan_seconds)))
     reference_engine = Engine(AnonymizeSettings(detector=DetectorSettings(full_scan_seconds=0)))
     rows = []
     header = f"{'clip':<28}{'res':>7}{'frames':>8}{'faces':>8}{'veiled':>9}{'run':>5}{'ref s':>8}{'default s':>11}"

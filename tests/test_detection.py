@@ -163,19 +163,23 @@ class RecordingScanner(FaceScanner):
         return super().scan(frame, tile)
 
 
-def test_schedule_searches_everything_first_then_carries_unchanged_tiles(engine: Engine) -> None:
+def test_schedule_searches_everything_within_a_period_then_carries_unchanged_tiles(engine: Engine) -> None:
     settings = DetectorSettings()
     scanner = RecordingScanner(engine.network, settings)
     frame, box = face_frame(640, 360, 400, 200, 18, seed=7)  # small: found by the fine level
-    scheduled = ScheduledScanner(scanner, 640, 360, period_frames=5)
+    period = 5
+    scheduled = ScheduledScanner(scanner, 640, 360, period_frames=period)
     all_tiles = full_scan(640, 360, settings)
     base_level = max(t.level for t in all_tiles)
     base_only = engine.scanner.merge([engine.scanner.scan(frame, t) for t in all_tiles if t.level == base_level])
     assert not any(iou(b.tolist(), box) > 0.3 for b in base_only.boxes)  # only a fine level sees it
-    first = scheduled.detect(frame)
-    assert sorted(scanner.tiles, key=repr) == sorted(all_tiles, key=repr)
-    assert scheduled.stats.tiles_scanned == len(all_tiles)
-    assert any(iou(b.tolist(), box) > 0.4 for b in first.boxes)
+    found_by: int | None = None
+    for index in range(period):  # the fine tiles share a budget: all are searched within a period
+        found = scheduled.detect(frame)
+        if found_by is None and any(iou(b.tolist(), box) > 0.4 for b in found.boxes):
+            found_by = index
+    assert sorted(set(scanner.tiles), key=repr) == sorted(all_tiles, key=repr)
+    assert found_by is not None
     for _ in range(3):  # a still camera: fine tiles are carried, the face stays found
         scanner.tiles.clear()
         again = scheduled.detect(frame)

@@ -124,8 +124,10 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray
     return np.asarray(keep, np.int64).reshape(-1)
 
 
-def scale_boxes(boxes: FloatArray, factor_x: float, factor_y: float | None = None) -> FloatArray:
-    """Boxes grown (or shrunk) about their centres by the given factors."""
+def scale_boxes(
+    boxes: FloatArray, factor_x: float | FloatArray, factor_y: float | FloatArray | None = None
+) -> FloatArray:
+    """Boxes grown (or shrunk) about their centres by the given factors (one, or one per box)."""
     fy = factor_x if factor_y is None else factor_y
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
     cy = (boxes[:, 1] + boxes[:, 3]) / 2

@@ -32,7 +32,7 @@ class DetectorSettings(_Strict):
     )
     nms_iou: float = Field(0.3, gt=0, le=1, description="overlap above which two boxes are one face")
     full_scan_seconds: float = Field(
-        0.5,
+        1.0,
         ge=0,
         description="video: every region is searched at every scale at least this often (0: every frame); "
         "the coarsest scale always runs on every frame",

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
+from pydantic import BaseModel
 
 from veilwatch import __version__
 from veilwatch.errors import VeilwatchError
+from veilwatch.settings import (
+    AnonymizeSettings,
+    DetectorSettings,
+    TrackerSettings,
+    VeilSettings,
+    VideoOutputSettings,
+)
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -39,6 +47,11 @@ def _root(
     """veilwatch: veil every face, watch the watchers."""
 
 
+def _default(model: type[BaseModel], field: str) -> Any:
+    """A setting's default, so the command line and the settings model never disagree."""
+    return model.model_fields[field].default
+
+
 VeilChoice = Literal["blur", "mosaic", "solid"]
 ShapeChoice = Literal["box", "ellipse"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
@@ -56,37 +69,65 @@ def anonymize(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
     in_place: Annotated[bool, typer.Option(help="Replace the inputs themselves with their veiled versions.")] = False,
-    veil: Annotated[VeilChoice, typer.Option(help="How faces are hidden.")] = "blur",
-    shape: Annotated[ShapeChoice, typer.Option(help="Veil the whole box or the inscribed ellipse.")] = "box",
-    box_scale: Annotated[float, typer.Option(help="Veil this many times each detected box (≥ 1).")] = 1.3,
+    veil: Annotated[VeilChoice, typer.Option(help="How faces are hidden.")] = _default(VeilSettings, "method"),
+    shape: Annotated[ShapeChoice, typer.Option(help="Veil the whole box or the inscribed ellipse.")] = _default(
+        VeilSettings, "shape"
+    ),
+    box_scale: Annotated[float, typer.Option(help="Veil this many times each detected box (≥ 1).")] = _default(
+        VeilSettings, "box_scale"
+    ),
     box_drop: Annotated[
         float,
         typer.Option(help="Move veils down by this share of the face height (chin and mouth identify too)."),
-    ] = 0.08,
-    threshold: Annotated[float, typer.Option(help="Detector score above which a face is veiled.")] = 0.1,
-    min_face: Annotated[float, typer.Option(help="Smallest face height (px) the search is sized for.")] = 8.0,
-    max_face: Annotated[float | None, typer.Option(help="Ignore detections taller than this (px).")] = None,
-    max_upscale: Annotated[float, typer.Option(help="Largest enlargement used to find small faces.")] = 2.0,
+    ] = _default(VeilSettings, "box_drop"),
+    threshold: Annotated[float, typer.Option(help="Detector score above which a face is veiled.")] = _default(
+        DetectorSettings, "threshold"
+    ),
+    min_face: Annotated[float, typer.Option(help="Smallest face height (px) the search is sized for.")] = _default(
+        DetectorSettings, "min_face"
+    ),
+    max_face: Annotated[float | None, typer.Option(help="Ignore detections taller than this (px).")] = _default(
+        DetectorSettings, "max_face"
+    ),
+    max_upscale: Annotated[float, typer.Option(help="Largest enlargement used to find small faces.")] = _default(
+        DetectorSettings, "max_upscale"
+    ),
     full_scan_seconds: Annotated[
         float,
         typer.Option(help="Video: search every region at every scale at least this often (0: every frame)."),
-    ] = 0.5,
-    hold_seconds: Annotated[float, typer.Option(help="Video: keep veiling a face this long after a miss.")] = 1.0,
+    ] = _default(DetectorSettings, "full_scan_seconds"),
+    hold_seconds: Annotated[float, typer.Option(help="Video: keep veiling a face this long after a miss.")] = _default(
+        TrackerSettings, "hold_seconds"
+    ),
     lookback_seconds: Annotated[
         float, typer.Option(help="Video: also veil a face this long before it was first detected.")
-    ] = 0.5,
-    model: Annotated[Path | None, typer.Option(help="A CenterFace-compatible ONNX file to use instead.")] = None,
-    device: Annotated[DeviceChoice, typer.Option(help="Where inference runs.")] = "auto",
+    ] = _default(TrackerSettings, "lookback_seconds"),
+    model: Annotated[Path | None, typer.Option(help="A CenterFace-compatible ONNX file to use instead.")] = _default(
+        DetectorSettings, "model"
+    ),
+    device: Annotated[DeviceChoice, typer.Option(help="Where inference runs.")] = _default(DetectorSettings, "device"),
     keep_audio: Annotated[
         bool, typer.Option(help="Keep the audio track (dropped by default: voices identify).")
-    ] = False,
-    keep_metadata: Annotated[bool, typer.Option(help="Keep EXIF/XMP/container tags (stripped by default).")] = False,
-    codec: Annotated[str, typer.Option(help="Video encoder (any PyAV/FFmpeg encoder).")] = "libx264",
-    crf: Annotated[int, typer.Option(help="Video quality, 0–51, lower is better.")] = 20,
-    preset: Annotated[str, typer.Option(help="Encoder speed preset (x264/x265).")] = "veryfast",
-    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1–100.")] = 95,
+    ] = _default(VideoOutputSettings, "keep_audio"),
+    keep_metadata: Annotated[bool, typer.Option(help="Keep EXIF/XMP/container tags (stripped by default).")] = _default(
+        AnonymizeSettings, "keep_metadata"
+    ),
+    codec: Annotated[str, typer.Option(help="Video encoder (any PyAV/FFmpeg encoder).")] = _default(
+        VideoOutputSettings, "codec"
+    ),
+    crf: Annotated[int, typer.Option(help="Video quality, 0–51, lower is better.")] = _default(
+        VideoOutputSettings, "crf"
+    ),
+    preset: Annotated[str, typer.Option(help="Encoder speed preset (x264/x265).")] = _default(
+        VideoOutputSettings, "preset"
+    ),
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1–100.")] = _default(
+        AnonymizeSettings, "jpeg_quality"
+    ),
     workers: Annotated[int, typer.Option(help="Files processed at once (each worker loads the model once).")] = 1,
-    threads: Annotated[int, typer.Option(help="Inference threads per worker (0: share the cores).")] = 0,
+    threads: Annotated[int, typer.Option(help="Inference threads per worker (0: share the cores).")] = _default(
+        DetectorSettings, "threads"
+    ),
     report: Annotated[
         Path | None, typer.Option(help="Write per-frame boxes, scores and track ids to this JSON file.")
     ] = None,
@@ -96,13 +137,6 @@ def anonymize(
     from pydantic import ValidationError
 
     from veilwatch.cli.anonymize import run
-    from veilwatch.settings import (
-        AnonymizeSettings,
-        DetectorSettings,
-        TrackerSettings,
-        VeilSettings,
-        VideoOutputSettings,
-    )
 
     try:
         settings = AnonymizeSettings(

@@ -104,6 +104,8 @@ class CenterFace:
         session_options.intra_op_num_threads = options.threads or (os.cpu_count() or 1)
         session_options.inter_op_num_threads = 1
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle inference threads sleep instead of spinning: decode and encode threads need the cores.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 _prepared_model_bytes(model), session_options, providers=_providers(options.device)

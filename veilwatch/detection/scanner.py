@@ -28,8 +28,8 @@ from veilwatch.settings import DetectorSettings
 
 RELIABLE_FACE_PX = 16.0  # smallest face height CenterFace finds reliably in its own input
 BASE_SHORT_SIDE_PX = 360.0  # the bottom level shrinks a frame until its short side is this
-TILE_PX = 640  # largest tile side fed to the network, in network pixels
-TILE_OVERLAP_PX = 96  # overlap of neighbouring tiles, in network pixels
+TILE_PX = 1024  # largest tile side fed to the network, in network pixels
+TILE_OVERLAP_PX = 96  # overlap of neighbouring tiles (network px): more than the faces a fine level finds
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,20 @@ def pyramid_scales(width: int, height: int, settings: DetectorSettings) -> list[
     return scales
 
 
-def _offsets(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of length `tile` covering `size` with at least `overlap` overlap."""
-    if size <= tile:
-        return [0]
-    count = math.ceil((size - overlap) / (tile - overlap))
+def _axis(size: int, scale: float) -> tuple[int, list[int]]:
+    """Tile length and start offsets (frame px) along one axis of a level.
+
+    As few tiles as fit within TILE_PX network pixels with TILE_OVERLAP_PX overlap, each as short
+    as that allows (rounded to the network's 32-px grid), spread evenly: no work on excess overlap.
+    """
+    net = size * scale
+    if net <= TILE_PX:
+        return size, [0]
+    count = math.ceil((net - TILE_OVERLAP_PX) / (TILE_PX - TILE_OVERLAP_PX))
+    tile_net = _aligned(math.ceil((net + (count - 1) * TILE_OVERLAP_PX) / count))
+    tile = min(size, math.floor(tile_net / scale))
     step = (size - tile) / (count - 1)
-    return [round(i * step) for i in range(count)]
+    return tile, [round(i * step) for i in range(count)]
 
 
 def _aligned(n: int) -> int:
@@ -76,13 +83,9 @@ def _aligned(n: int) -> int:
 
 def level_tiles(level: int, scale: float, width: int, height: int) -> list[ScanTile]:
     """The tiles covering a whole frame at one scale."""
-    tile = max(1, round(TILE_PX / scale))
-    overlap = round(TILE_OVERLAP_PX / scale)
-    return [
-        ScanTile(level, scale, x, y, min(width, x + tile), min(height, y + tile))
-        for y in _offsets(height, tile, overlap)
-        for x in _offsets(width, tile, overlap)
-    ]
+    tile_w, xs = _axis(width, scale)
+    tile_h, ys = _axis(height, scale)
+    return [ScanTile(level, scale, x, y, min(width, x + tile_w), min(height, y + tile_h)) for y in ys for x in xs]
 
 
 def _owned(boxes: npt.NDArray[np.float32], tile: ScanTile, width: int, height: int) -> npt.NDArray[np.bool_]:

@@ -67,7 +67,7 @@ class ScheduledScanner:
         self.period_frames = max(1, period_frames)
         total = sum(state.tile.cost for state in self._tiles)
         self._budget = total / self.period_frames
-        self._credit = float(total)  # the first frame gets every tile
+        self._credit = 0.0  # the look-back (≥ one period) covers faces found during the first period
         self._credit_cap = float(total)
         self._frame = 0
         self.stats = ScanStats(0, 0, 0)

@@ -28,7 +28,7 @@ from veilwatch.boxes import Detections, FloatArray, iou_matrix, scale_boxes
 
 SPEED_MARGIN = 1.0  # extra half-width per frame of prediction, in units of per-frame speed
 MAX_STEP = 0.5  # a face moves at most this many box sizes per frame (caps bad velocity estimates)
-MAX_GROWTH = 2.5  # a held box grows at most to this many times its size
+MAX_GROWTH = 2.0  # a held box grows at most to this many times its size
 
 
 @dataclass
@@ -148,7 +148,7 @@ class FaceTracker:
         Call once the tracker has been updated up to `frame + lookback_frames`, so that tracks
         first seen (or seen again) a little later can be veiled back to this frame.
         """
-        boxes, ids = [], []
+        boxes, ids, factors = [], [], []
         for track in self._tracks:
             shot_first, shot_end = track.shot
             if frame < shot_first or (shot_end is not None and frame >= shot_end):
@@ -163,18 +163,20 @@ class FaceTracker:
             if not (held or looked_back):
                 continue
             box, distance = track.estimate(frame)
-            boxes.append(self._grown(box, track, distance))
+            boxes.append(box)
+            factors.append(self._growth(box, track, distance))
             ids.append(track.track_id)
         if not boxes:
             return Detections()
-        return Detections(np.stack(boxes), np.zeros(len(boxes), np.float32), np.asarray(ids, np.int64))
+        grown = scale_boxes(np.stack(boxes), np.asarray(factors, np.float32))
+        return Detections(grown, np.zeros(len(boxes), np.float32), np.asarray(ids, np.int64))
 
-    def _grown(self, box: FloatArray, track: Track, distance: int) -> FloatArray:
+    def _growth(self, box: FloatArray, track: Track, distance: int) -> float:
+        """How much a held box grows: with the frames since a sighting, and with the speed."""
         size = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
         speed = float(np.abs(track.velocity).max())
         factor = 1 + self._config.growth_per_frame * distance + 2 * SPEED_MARGIN * speed * distance / size
-        grown: FloatArray = scale_boxes(box[None], min(factor, MAX_GROWTH))[0]
-        return grown
+        return min(factor, MAX_GROWTH)
 
     def all_tracks(self) -> list[Track]:
         """Every track of the stream so far, retired ones included (for the audit)."""
