@@ -150,7 +150,7 @@ def test_other_formats_are_written_back_in_kind(
     source = tmp_path / f"in{suffix}"
     source.write_bytes(encode_image(astronaut(), fmt))
     target = tmp_path / f"out{image_output_suffix(source.name)}"
-    assert _veil(engine, source, target).faces == 1
+    assert _veil(engine, source, target).faces >= 1
     with Image.open(target) as out:
         assert out.format == expected_format
         assert face_detail(astronaut(), np.asarray(out.convert("RGB")), ASTRONAUT_FACE) < 0.3

@@ -132,7 +132,8 @@ def test_display_rotation_is_kept_and_faces_are_found_upright(engine: Engine, tm
     for i, (frame, box) in enumerate(upright):
         shown = np.ascontiguousarray(np.rot90(after.frames[i], 1))
         assert face_detail(frame, shown, box) < 0.3, i
-        assert np.abs(shown[120:].astype(int) - frame[120:].astype(int)).mean() < 6, i
+        # crf-20 re-encoding, plus bits that the noisy veil takes from neighbouring blocks
+        assert np.abs(shown[120:].astype(int) - frame[120:].astype(int)).mean() < 8, i
 
 
 def test_audio_is_dropped_by_default(engine: Engine, tmp_path: Path, walk: list[tuple[Pixels, Box]]) -> None:

@@ -39,6 +39,9 @@ class DetectorSettings(_Strict):
     )
     threads: int = Field(0, ge=0, description="inference threads per worker; 0: one per CPU core")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where inference runs")
+    precision: Literal["int8", "fp32"] = Field(
+        "int8", description="CPU inference with the 8-bit model (made once from the shipped one) or in float"
+    )
 
 
 class TrackerSettings(_Strict):

@@ -55,6 +55,7 @@ def _default(model: type[BaseModel], field: str) -> Any:
 VeilChoice = Literal["blur", "mosaic", "solid"]
 ShapeChoice = Literal["box", "ellipse"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
+PrecisionChoice = Literal["int8", "fp32"]
 
 
 @app.command()
@@ -106,6 +107,9 @@ def anonymize(
         DetectorSettings, "model"
     ),
     device: Annotated[DeviceChoice, typer.Option(help="Where inference runs.")] = _default(DetectorSettings, "device"),
+    precision: Annotated[
+        PrecisionChoice, typer.Option(help="CPU inference with the 8-bit model (made once, cached) or in float.")
+    ] = _default(DetectorSettings, "precision"),
     keep_audio: Annotated[
         bool, typer.Option(help="Keep the audio track (dropped by default: voices identify).")
     ] = _default(VideoOutputSettings, "keep_audio"),
@@ -149,6 +153,7 @@ def anonymize(
                 full_scan_seconds=full_scan_seconds,
                 threads=threads,
                 device=device,
+                precision=precision,
             ),
             tracker=TrackerSettings(hold_seconds=hold_seconds, lookback_seconds=lookback_seconds),
             veil=VeilSettings(method=veil, shape=shape, box_scale=box_scale, box_drop=box_drop),

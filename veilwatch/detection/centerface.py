@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from veilwatch.boxes import Detections
 from veilwatch.detection.model_files import ModelFile
+from veilwatch.detection.quantize import quantized_model
 from veilwatch.errors import ModelError
 
 STRIDE = 4
@@ -38,6 +39,7 @@ class RuntimeOptions:
 
     threads: int = 0  # 0: one per CPU core
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "int8"  # int8 | fp32 (int8 only on the CPU)
 
 
 def _prepared_model_bytes(model: ModelFile) -> bytes:
@@ -106,12 +108,17 @@ class CenterFace:
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle inference threads sleep instead of spinning: decode and encode threads need the cores.
         session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = _providers(options.device)
+        prepared = _prepared_model_bytes(model)
+        graph: bytes | str = prepared
+        self.precision = "fp32"
+        self.derived: ModelFile | None = None  # the int8 file actually loaded, if any
+        if options.precision == "int8" and providers[0] == "CPUExecutionProvider":
+            self.derived = quantized_model(model, prepared)
+            self.precision = "int8"
+            graph = str(self.derived.path)
         try:
-            self._session = ort.InferenceSession(
-                _prepared_model_bytes(model), session_options, providers=_providers(options.device)
-            )
-        except ModelError:
-            raise
+            self._session = ort.InferenceSession(graph, session_options, providers=providers)
         except Exception as exc:
             raise ModelError(f"ONNX Runtime cannot load {model.path}: {exc}") from exc
         self._input = self._session.get_inputs()[0].name
@@ -130,7 +137,11 @@ class CenterFace:
 
     def describe(self) -> dict[str, Any]:
         """Model and runtime facts for reports."""
-        return {"model": str(self.model.path), "origin": self.model.origin, "provider": self.provider}
+        facts = {"model": str(self.model.path), "origin": self.model.origin, "provider": self.provider}
+        facts["precision"] = self.precision
+        if self.derived is not None:
+            facts["loaded"] = str(self.derived.path)
+        return facts
 
 
 def decode(

@@ -24,7 +24,8 @@ class Engine:
         self.settings = settings
         detector = settings.detector
         self.network = CenterFace(
-            resolve_model(detector.model), RuntimeOptions(threads=detector.threads, device=detector.device)
+            resolve_model(detector.model),
+            RuntimeOptions(threads=detector.threads, device=detector.device, precision=detector.precision),
         )
         self.scanner = FaceScanner(self.network, detector)
 

@@ -3,9 +3,11 @@
 Weak Gaussian blur and fine pixelation can be undone or recognised by a network (McPherson,
 Shokri & Shmatikov, "Defeating Image Obfuscation with Deep Learning", 2016). Every veil here is
 therefore coarse relative to the face: strength scales with the box, so a 400-px face gets as
-little detail through as a 20-px one, and each veil ends with per-region noise so that what
-survives is uncorrelated with the original pixels (a blur's residual high frequencies, though
-faint, still correlate with the face; noise breaks that, and it defeats deconvolution).
+little detail through as a 20-px one, and each veil ends with noise so that what survives is
+uncorrelated with the original pixels (a blur's residual high frequencies, though faint, still
+correlate with the face; noise breaks that, and it defeats deconvolution). Its strength, σ = 8
+grey levels, was set by measurement: at σ = 4 the detail of some small faces still correlated
+above veil_check's threshold (bench/README.md).
 
 - blur: the region is shrunk to 2 cells across its short side and enlarged back with smooth
   interpolation (no detail finer than half the face survives), then dithered.
@@ -29,7 +31,7 @@ Image = npt.NDArray[np.uint8]
 
 BLUR_CELLS = 2  # a blurred face keeps about this many resolvable cells across its box
 MOSAIC_CELLS = 4  # a mosaic face is at most this many cells across
-NOISE_SIGMA = 4.0  # grey levels of dither added to every veiled pixel or cell
+NOISE_SIGMA = 8.0  # grey levels of dither added to every veiled pixel or cell
 NOISE_TILE = 768  # side of the pre-generated dither tile
 
 
