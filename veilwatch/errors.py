@@ -9,7 +9,10 @@
     ├── ModelError                      the face detector cannot be loaded         (exit 4)
     ├── VeilingError                    a frame could not be veiled: fail closed   (exit 5)
     ├── ConfigError                     a setting is invalid                       (exit 2)
-    └── WorkerCrashedError              an isolated worker died (e.g. a decoder segfault)
+    ├── WorkerCrashedError              an isolated worker died (e.g. a decoder segfault)
+    ├── StorageError                    the database or the recordings cannot be used
+    └── UserError                       a user name, password or role is rejected  (exit 2; also ValueError)
+        └── UnknownUserError            ... there is no such user (also LookupError)
 
 Every class owns its CLI exit code; messages are one line and name the file involved.
 """
@@ -78,3 +81,19 @@ class WorkerCrashedError(VeilwatchError):
     """An isolated worker process died while handling a file."""
 
     exit_code = 5
+
+
+class StorageError(VeilwatchError):
+    """The database or the recordings store cannot be opened or used."""
+
+    exit_code = 1
+
+
+class UserError(VeilwatchError, ValueError):
+    """A user name, password or role is rejected (invalid, too weak, or a duplicate)."""
+
+    exit_code = 2
+
+
+class UnknownUserError(UserError, LookupError):
+    """No user has this name."""

@@ -182,6 +182,89 @@ def anonymize(
 
 
 @app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file of server and cameras.")] = None,
+    demo: Annotated[bool, typer.Option(help="Two synthetic cameras of walking faces; works offline.")] = False,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1: this machine only).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8470).")] = None,
+) -> None:
+    """Run the monitoring room: live veiled cameras that visitors can watch and steer."""
+    from veilwatch.cli.serve import resolve_config, run_server
+
+    raise typer.Exit(_guarded(lambda: run_server(resolve_config(config, demo, host, port))))
+
+
+users_app = typer.Typer(help="Manage who may enter the monitoring room.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+RoleChoice = Literal["visitor", "operator", "auditor", "admin"]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (default: from --config, else veilwatch-data).")
+]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="The server's TOML config.")]
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[RoleChoice, typer.Option(help="visitor, operator, auditor or admin.")] = "visitor",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Add a user (asks for the password twice, or reads it from stdin)."""
+    from veilwatch.cli.users import add
+
+    raise typer.Exit(_guarded(lambda: add(name, role, password_stdin, config, data_dir)))
+
+
+@users_app.command("list")
+def users_list(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """List users and their roles."""
+    from veilwatch.cli.users import list_users
+
+    raise typer.Exit(_guarded(lambda: list_users(config, data_dir)))
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set a user's password (their sessions end at once)."""
+    from veilwatch.cli.users import passwd
+
+    raise typer.Exit(_guarded(lambda: passwd(name, password_stdin, config, data_dir)))
+
+
+@users_app.command("role")
+def users_role(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[RoleChoice, typer.Argument(help="The new role.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Change a user's role (their sessions end at once)."""
+    from veilwatch.cli.users import set_role
+
+    raise typer.Exit(_guarded(lambda: set_role(name, role, config, data_dir)))
+
+
+@users_app.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Remove a user (their sessions end at once)."""
+    from veilwatch.cli.users import remove
+
+    raise typer.Exit(_guarded(lambda: remove(name, config, data_dir)))
+
+
+@app.command()
 def samples(
     folder: Annotated[Path, typer.Argument(help="Folder to write the sample photo and video into.")],
 ) -> None:

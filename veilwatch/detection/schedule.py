@@ -10,7 +10,10 @@ second per frame on a 2-core CPU. Video is redundant, so:
   pixels, same faces), is searched again only after `REFRESH_PERIODS` periods, and gives its
   share of the budget to tiles that did change — on a still camera the fine levels come round
   far more often than once per period;
-- the first frame gets a full search.
+- a file's first frames need no full search: the tracker's look-back veils back to its start
+  the faces the fine levels find during the first period; a live stream has no look-back, so it
+  asks for a full search of its first frame (`request_full_scan`), and again for the first frame
+  of every new view.
 
 A face that a fine level finds only some frames after it appeared is veiled back to its first
 frame by the tracker's look-back (files), which is therefore never shorter than the period.
@@ -70,7 +73,12 @@ class ScheduledScanner:
         self._credit = 0.0  # the look-back (≥ one period) covers faces found during the first period
         self._credit_cap = float(total)
         self._frame = 0
+        self._full_next = False
         self.stats = ScanStats(0, 0, 0)
+
+    def request_full_scan(self) -> None:
+        """Search every tile of every level on the next frame, whatever the budget."""
+        self._full_next = True
 
     def detect(self, frame: npt.NDArray[np.uint8]) -> Detections:
         """Faces in this frame: base level fresh, finer levels fresh or carried over."""
@@ -95,6 +103,9 @@ class ScheduledScanner:
 
     def _due(self, changed: list[bool]) -> set[int]:
         """Tiles to search now: changed ones oldest first, then stale unchanged ones, in budget."""
+        if self._full_next:
+            self._full_next = False  # the budget is not charged: this search is owed, not scheduled
+            return set(range(len(self._tiles)))
         self._credit = min(self._credit + self._budget, self._credit_cap + self._budget)
         refresh_after = REFRESH_PERIODS * self.period_frames
         candidates: list[tuple[int, int, int]] = []

@@ -34,10 +34,12 @@ class Engine:
         return FrameVeiler(self.scanner, Veil(self.settings.veil))
 
     def video_veiler(self, rate: Fraction, width: int, height: int, *, live: bool = False) -> FrameVeiler:
-        """A veiler for one video stream; live streams get no look-back."""
+        """A veiler for one video stream; live streams get no look-back, so their first frame is searched in full."""
         fps = float(rate) if rate else DEFAULT_FPS
         period = max(1, round(self.settings.detector.full_scan_seconds * fps))
         detector = ScheduledScanner(self.scanner, width, height, period)
+        if live:
+            detector.request_full_scan()
         config = self.tracker_config(fps, period, live=live)
         return FrameVeiler(detector, Veil(self.settings.veil), FaceTracker(config), config.lookback_frames)
 

@@ -64,6 +64,11 @@ class FrameVeiler:
         return VeiledFrame(replace(frame, pixels=pixels), found, held)
 
     @property
+    def detector(self) -> FaceDetector:
+        """The detector of this stream."""
+        return self._detector
+
+    @property
     def tracker(self) -> FaceTracker | None:
         """The tracker of this stream, if it has one."""
         return self._tracker

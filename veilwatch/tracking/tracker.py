@@ -124,7 +124,7 @@ class FaceTracker:
         live = [t for t in self._tracks if t.shot[1] is None]
         ids = np.full(len(detections), -1, np.int64)
         if live and len(detections):
-            predicted = np.stack([self._search_box(t, frame) for t in live])
+            predicted = self._search_boxes(live, frame)
             overlap = iou_matrix(detections.boxes, predicted)
             for det_i, track_i in _greedy_pairs(overlap, self._config.match_iou):
                 live[track_i].add(frame, detections.boxes[det_i], float(detections.scores[det_i]))
@@ -137,10 +137,12 @@ class FaceTracker:
             ids[unmatched] = track.track_id
         return Detections(detections.boxes, detections.scores, ids)
 
-    def _search_box(self, track: Track, frame: int) -> FloatArray:
-        box, distance = track.estimate(frame)
-        grown: FloatArray = scale_boxes(box[None], min(1 + self._config.growth_per_frame * distance, MAX_GROWTH))[0]
-        return grown
+    def _search_boxes(self, tracks: list[Track], frame: int) -> FloatArray:
+        """Where each track may be now: its estimate, grown with the frames since a sighting."""
+        estimates = [track.estimate(frame) for track in tracks]
+        distances = np.asarray([distance for _, distance in estimates], np.float32)
+        factors = np.minimum(1 + self._config.growth_per_frame * distances, MAX_GROWTH)
+        return scale_boxes(np.stack([box for box, _ in estimates]), factors)
 
     def held_boxes(self, frame: int) -> Detections:
         """Estimated boxes at `frame` of every track not seen in it but close enough to veil.

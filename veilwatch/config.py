@@ -1,0 +1,171 @@
+"""The configuration of `veilwatch serve`: one TOML file, validated once, unknown keys rejected.
+
+    [server]
+    host = "127.0.0.1"          # loopback unless told otherwise
+    port = 8470
+    data_dir = "veilwatch-data" # SQLite index and veiled recordings
+
+    [[cameras]]
+    name = "lobby"
+    source = "rtsp://user:secret@10.0.0.5/stream1"
+    location = "Main hall, north wall"
+    purpose = "Visitor safety"
+    retention_days = 7
+    steerable = true
+    viewers = ["visitor", "operator"]
+
+A camera's `source` is validated (no process-spawning or file-reading pseudo-protocols) and its
+credentials never leave this object unscrubbed: `display_source` is what pages and logs show.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from veilwatch.errors import ConfigError
+from veilwatch.settings import DetectorSettings, TrackerSettings, VeilSettings
+
+RoleName = Literal["visitor", "operator", "auditor", "admin"]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+DEFAULT_VIEWERS: tuple[RoleName, ...] = ("visitor", "operator", "auditor")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    """Where and how the monitoring room listens."""
+
+    host: str = Field("127.0.0.1", description="address to bind; anything but loopback needs TLS")
+    port: int = Field(8470, ge=0, le=65535, description="TCP port (0: any free port)")
+    data_dir: Path = Field(Path("veilwatch-data"), description="SQLite index and veiled recordings")
+    tls_cert: Path | None = Field(None, description="PEM certificate for HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key for HTTPS")
+    behind_tls_proxy: bool = Field(
+        False, description="the operator states that a TLS-terminating proxy sits in front (allows a public bind)"
+    )
+    min_free_disk_mb: int = Field(512, ge=0, description="evict the oldest recordings below this much free disk")
+    metrics_token: str | None = Field(None, description="bearer token Prometheus may use for /metrics")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server itself speaks HTTPS."""
+        return self.tls_cert is not None
+
+    def is_loopback(self) -> bool:
+        """Whether the bind address is reachable from this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class OnvifConfig(_Strict):
+    """How to reach a camera's ONVIF PTZ service."""
+
+    host: str
+    port: int = Field(80, ge=1, le=65535)
+    user: str = ""
+    password: str = Field("", repr=False)
+
+
+class CameraConfig(_Strict):
+    """One camera: where its pictures come from, what it is for, and who may see it."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="short id used in URLs")
+    source: str = Field(description="rtsp(s)://, http(s)://, a video file (looped), /dev/videoN or demo:walkers")
+    location: str = Field("", description="where the camera is, for the transparency page")
+    purpose: str = Field("", description="why it films, for the transparency page")
+    retention_days: float = Field(7.0, gt=0, description="recordings older than this are deleted")
+    retention_mb: int = Field(10_000, gt=0, description="the oldest recordings go beyond this size")
+    record: bool = Field(True, description="keep veiled recordings")
+    steerable: bool = Field(True, description="visitors may steer it (digital pan/tilt/zoom, ONVIF PTZ)")
+    viewers: list[RoleName] = Field(
+        default_factory=lambda: list(DEFAULT_VIEWERS),
+        description="roles that may watch it (admins always may)",
+    )
+    width: int = Field(1280, ge=64, le=3840, description="output width of the veiled view")
+    height: int = Field(720, ge=64, le=2160, description="output height of the veiled view")
+    fps: float = Field(10.0, gt=0, le=60, description="frames per second of the veiled view")
+    onvif: OnvifConfig | None = Field(None, description="real PTZ over ONVIF, if the camera has it")
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, value: str) -> str:
+        from veilwatch.sources.urls import validate_source
+
+        validate_source(value)
+        return value
+
+    @property
+    def display_source(self) -> str:
+        """The source with any credentials masked."""
+        from veilwatch.sources.urls import scrub
+
+        return scrub(self.source)
+
+
+class LiveDetectorConfig(_Strict):
+    """Detector settings for live cameras (the same fields as `veilwatch anonymize`)."""
+
+    detector: DetectorSettings = DetectorSettings(min_face=16.0, threads=1)
+    tracker: TrackerSettings = TrackerSettings()
+    veil: VeilSettings = VeilSettings()
+
+
+class ServeConfig(_Strict):
+    """Everything `veilwatch serve` needs."""
+
+    server: ServerConfig = ServerConfig()
+    engine: LiveDetectorConfig = LiveDetectorConfig()
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ServeConfig:
+        names = [camera.name for camera in self.cameras]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"camera names must be unique: {', '.join(duplicates)}")
+        return self
+
+    def camera(self, name: str) -> CameraConfig | None:
+        """The camera called `name`, if any."""
+        return next((c for c in self.cameras if c.name == name), None)
+
+
+def load_config(path: Path) -> ServeConfig:
+    """Read and validate a TOML config; any problem is one ConfigError line naming the key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("config file not found", path=str(path)) from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", path=str(path)) from exc
+    return parse_config(data, origin=str(path))
+
+
+def parse_config(data: dict[str, object], *, origin: str | None = None) -> ServeConfig:
+    """Validate config data; errors name the offending key path (e.g. cameras.1.source)."""
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ConfigError(f"{where}: {message}", path=origin) from exc

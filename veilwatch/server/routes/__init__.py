@@ -1,0 +1,1 @@
+"""The monitoring room's routes, one module per concern, each a router factory over the services."""

@@ -1,0 +1,153 @@
+"""Cameras: the list, live streams and snapshots, turn-taking, and steering.
+
+A stream checks the session on every frame, so a revoked session or a changed role stops it at
+once; joining and leaving a stream is what makes someone a watcher of that camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from veilwatch.config import CameraConfig
+from veilwatch.live.control import ControlState
+from veilwatch.live.ptz import PTZView
+from veilwatch.server.auth import Viewer
+from veilwatch.server.context import CurrentViewer, camera_for, may_view
+from veilwatch.server.services import Services
+
+STREAM_BOUNDARY = "veilwatchframe"
+TAKEOVER_ROLES = frozenset({"operator", "admin"})
+
+
+class PTZCommand(BaseModel):
+    """A steering step: pan/tilt by a share of the view (-1..1), zoom by a factor step; or reset."""
+
+    pan: float = Field(0.0, ge=-1, le=1)
+    tilt: float = Field(0.0, ge=-1, le=1)
+    zoom: float = Field(0.0, ge=-8, le=8)
+    reset: bool = False
+
+
+def cameras(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRouter:
+    """Routes of the live cameras."""
+    router = APIRouter(prefix="/api/cameras")
+
+    @router.get("")
+    def list_cameras(viewer: CurrentViewer) -> list[dict[str, Any]]:
+        return [camera_summary(services, c) for c in services.config.cameras if may_view(c, viewer)]
+
+    @router.get("/{name}/stream.mjpg")
+    async def stream(name: str, request: Request, viewer: CurrentViewer) -> StreamingResponse:
+        camera = camera_for(services, name, viewer)
+        pipeline = services.cameras[camera.name]
+        watcher = services.presence.join(camera.name, viewer.name, viewer.role)
+        services.record("view.start", viewer.name, viewer.role, camera.name)
+
+        async def frames() -> AsyncIterator[bytes]:
+            seq = -1
+            try:
+                while not await request.is_disconnected():
+                    published = await asyncio.to_thread(pipeline.wait_next, seq, 1.0)
+                    if lookup(viewer.session_token) is None:
+                        return  # session revoked or role changed: stop at once
+                    if published is not None:
+                        seq = published.seq
+                        yield multipart_part(published.jpeg)
+            finally:
+                services.presence.leave(watcher)
+                services.record("view.stop", viewer.name, viewer.role, camera.name)
+
+        media = f"multipart/x-mixed-replace; boundary={STREAM_BOUNDARY}"
+        return StreamingResponse(frames(), media_type=media, headers={"Cache-Control": "no-store"})
+
+    @router.get("/{name}/snapshot.jpg")
+    def snapshot(name: str, viewer: CurrentViewer) -> Response:
+        camera = camera_for(services, name, viewer)
+        published = services.cameras[camera.name].latest()
+        if published is None:
+            raise HTTPException(503, "no veiled frame yet")
+        return Response(published.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @router.post("/{name}/control/request")
+    def request_control(name: str, viewer: CurrentViewer) -> dict[str, Any]:
+        camera = steerable(camera_for(services, name, viewer))
+        return control_json(services.desk.request(camera.name, viewer.name, viewer.role))
+
+    @router.post("/{name}/control/release")
+    def release_control(name: str, viewer: CurrentViewer) -> dict[str, Any]:
+        camera = camera_for(services, name, viewer)
+        return control_json(services.desk.release(camera.name, viewer.name, viewer.role))
+
+    @router.post("/{name}/control/takeover")
+    def takeover(name: str, viewer: CurrentViewer) -> dict[str, Any]:
+        camera = steerable(camera_for(services, name, viewer))
+        if viewer.role not in TAKEOVER_ROLES:
+            raise HTTPException(403, "only operators and admins take over")
+        return control_json(services.desk.takeover(camera.name, viewer.name, viewer.role))
+
+    @router.post("/{name}/ptz")
+    def ptz(name: str, command: PTZCommand, viewer: CurrentViewer) -> dict[str, float]:
+        camera = steerable(camera_for(services, name, viewer))
+        if not services.desk.may_steer(camera.name, viewer.name):
+            raise HTTPException(409, "take a turn first: someone else is steering, or nobody gave you control")
+        pipeline = services.cameras[camera.name]
+        view = PTZView() if command.reset else pipeline.view.moved(command.pan, command.tilt, command.zoom)
+        pipeline.set_view(view)
+        steps = {"pan": f"{view.pan:.3f}", "tilt": f"{view.tilt:.3f}", "zoom": f"{view.zoom:.3f}"}
+        services.record("ptz.move", viewer.name, viewer.role, camera.name, **steps)
+        return view_json(view)
+
+    return router
+
+
+def multipart_part(jpeg: bytes) -> bytes:
+    """One JPEG as a part of a multipart/x-mixed-replace (MJPEG) stream."""
+    head = f"--{STREAM_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+    return head.encode() + jpeg + b"\r\n"
+
+
+def steerable(camera: CameraConfig) -> CameraConfig:
+    """The camera, if visitors may steer it."""
+    if not camera.steerable:
+        raise HTTPException(403, "this camera cannot be steered")
+    return camera
+
+
+def control_json(state: ControlState) -> dict[str, Any]:
+    """Who steers, for how long still, and who waits."""
+    return {"holder": state.holder, "remaining_s": round(state.remaining_s, 1), "queue": list(state.queue)}
+
+
+def view_json(view: PTZView) -> dict[str, float]:
+    """The digital pan/tilt/zoom of a view."""
+    return {"pan": view.pan, "tilt": view.tilt, "zoom": view.zoom}
+
+
+def camera_state(services: Services, name: str) -> dict[str, Any]:
+    """A camera's live state: source state, watchers, control lease and view."""
+    pipeline = services.cameras[name]
+    watchers = services.presence.watchers(name)
+    return {
+        "state": pipeline.stats().state.value,
+        "watchers": {"staff": list(watchers.staff), "visitors": watchers.visitors},
+        "control": control_json(services.desk.state(name)),
+        "view": view_json(pipeline.view),
+    }
+
+
+def camera_summary(services: Services, camera: CameraConfig) -> dict[str, Any]:
+    """What the room shows about a camera."""
+    return {
+        "name": camera.name,
+        "location": camera.location,
+        "purpose": camera.purpose,
+        "steerable": camera.steerable,
+        "retention_days": camera.retention_days,
+        **camera_state(services, camera.name),
+    }

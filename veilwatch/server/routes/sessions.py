@@ -1,0 +1,94 @@
+"""Log-in, log-out, first-run set-up and "who am I" — the only routes that create sessions."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from veilwatch.errors import UserError
+from veilwatch.server.auth import SESSION_COOKIE, LoginThrottle, public
+from veilwatch.server.context import CurrentViewer
+from veilwatch.server.services import Services
+from veilwatch.storage.users import Role, User
+
+
+class Credentials(BaseModel):
+    """A login attempt."""
+
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class SetupRequest(Credentials):
+    """The first administrator, created with the one-time set-up token."""
+
+    token: str = Field(max_length=128)
+
+
+def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
+    """Routes that open and close sessions."""
+    router = APIRouter(prefix="/api")
+
+    @router.post("/login")
+    @public
+    def login(credentials: Credentials, request: Request) -> JSONResponse:
+        client = request.client.host if request.client else "?"
+        keys = (f"user:{credentials.name.lower()}", f"addr:{client}")
+        wait = throttle.retry_after(*keys)
+        if wait > 0:
+            headers = {"Retry-After": str(int(wait) + 1)}
+            return JSONResponse({"detail": "too many failed logins; wait and try again"}, 429, headers)
+        user = services.users.verify(credentials.name, credentials.password)
+        if user is None:
+            throttle.failed(*keys)
+            services.record("login.failed", "system", "system", name=credentials.name[:64], client=client)
+            raise HTTPException(401, "wrong name or password")
+        throttle.succeeded(*keys)
+        services.record("login", user.name, str(user.role))
+        return _session_response(services, user, request)
+
+    @router.post("/setup")
+    @public
+    def setup(body: SetupRequest, request: Request) -> JSONResponse:
+        token = services.setup_token
+        if token is None or services.users.count() > 0 or body.token != token:
+            raise HTTPException(403, "set-up is closed or the token is wrong")
+        try:
+            user = services.users.add(body.name, body.password, Role.ADMIN)
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        services.setup_token = None
+        services.record("user.create", user.name, "admin", user=user.name, role_given="admin", via="setup")
+        return _session_response(services, user, request)
+
+    @router.post("/logout")
+    def logout(viewer: CurrentViewer) -> JSONResponse:
+        services.sessions.revoke(viewer.session_token)
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @router.get("/me")
+    def me(viewer: CurrentViewer) -> dict[str, Any]:
+        return {"name": viewer.name, "role": viewer.role, "csrf": viewer.csrf_token, "staff": viewer.staff}
+
+    return router
+
+
+def _session_response(services: Services, user: User, request: Request) -> JSONResponse:
+    issued = services.sessions.create(user)
+    response = JSONResponse({"name": user.name, "role": str(user.role), "csrf": issued.csrf_token})
+    response.set_cookie(
+        SESSION_COOKIE,
+        issued.token,
+        max_age=int(issued.expires_at - time.time()),
+        httponly=True,
+        samesite="strict",
+        secure=services.config.server.tls or request.url.scheme == "https",
+        path="/",
+    )
+    return response

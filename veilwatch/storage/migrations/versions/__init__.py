@@ -1,0 +1,1 @@
+"""Numbered schema revisions (vNNNN_*.py), applied in order; Alembic skips this file."""
