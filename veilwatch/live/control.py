@@ -58,9 +58,11 @@ class _Seat:
     queue: tuple[tuple[str, str], ...] = ()  # (user, role), first in line first
 
     def waiting(self, user: str) -> bool:
+        """Whether the user is in the queue."""
         return any(name == user for name, _ in self.queue)
 
     def without(self, user: str) -> tuple[tuple[str, str], ...]:
+        """The queue without this user."""
         return tuple(entry for entry in self.queue if entry[0] != user)
 
 

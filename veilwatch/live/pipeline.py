@@ -13,6 +13,10 @@ raw pixels) and sinks get nothing. If veiling raises, the veiler is dropped and 
 backoff (0.5 s doubling to 10 s); until then every frame is withheld. A new view or frame size
 rebuilds the veiler too, and its first frame is searched at every pyramid level, so nothing is
 published before the whole new view has been searched.
+
+Sinks (the recorder) get each published veiled frame's RGB pixels, read-only, on the veil thread:
+they must not block (hand the frame to a bounded queue of their own); one that raises is counted
+and skipped.
 """
 
 from __future__ import annotations

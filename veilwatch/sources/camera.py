@@ -42,6 +42,7 @@ class _Pacer:
         self._step = 0.04
 
     def new_loop(self, step_s: float) -> None:
+        """The file starts again: its first frame follows the last one after one frame's time."""
         self._origin = None
         self._step = step_s
 
