@@ -33,9 +33,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
+from veilwatch.config import LiveDetectorConfig
 from veilwatch.live.pipeline import CameraPipeline, CameraStats, LiveSettings, PublishedFrame
 from veilwatch.pipeline.engine import Engine
-from veilwatch.settings import AnonymizeSettings, DetectorSettings
+from veilwatch.settings import AnonymizeSettings
 from veilwatch.sources.demo import DemoSource
 
 VEILED = 0.3
@@ -165,12 +166,13 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--min-face", type=float, default=16.0)
-    parser.add_argument("--full-scan-seconds", type=float, default=1.0)
+    live = LiveDetectorConfig().detector  # what `veilwatch serve` uses
+    parser.add_argument("--min-face", type=float, default=live.min_face)
+    parser.add_argument("--full-scan-seconds", type=float, default=live.full_scan_seconds)
     parser.add_argument("--sample", type=int, default=5, help="check every n-th published frame for faces")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    detector = DetectorSettings(min_face=args.min_face, threads=1, full_scan_seconds=args.full_scan_seconds)
+    detector = live.model_copy(update={"min_face": args.min_face, "full_scan_seconds": args.full_scan_seconds})
     engine = Engine(AnonymizeSettings(detector=detector))
     report: dict[str, list[dict[str, object]]] = {}
     print("cameras camera fps_in fps_out lat_p99_ms det_mean_ms det_p99_ms drops withheld faces shown")

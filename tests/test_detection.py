@@ -158,9 +158,9 @@ class RecordingScanner(FaceScanner):
         super().__init__(network, settings)
         self.tiles: list[ScanTile] = []
 
-    def scan(self, frame: npt.NDArray[np.uint8], tile: ScanTile) -> Detections:
+    def scan(self, frame: npt.NDArray[np.uint8], tile: ScanTile, *, owned: bool = True) -> Detections:
         self.tiles.append(tile)
-        return super().scan(frame, tile)
+        return super().scan(frame, tile, owned=owned)
 
 
 def test_schedule_searches_everything_within_a_period_then_carries_unchanged_tiles(engine: Engine) -> None:

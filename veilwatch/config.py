@@ -122,7 +122,9 @@ class CameraConfig(_Strict):
 class LiveDetectorConfig(_Strict):
     """Detector settings for live cameras (the same fields as `veilwatch anonymize`)."""
 
-    detector: DetectorSettings = DetectorSettings(min_face=16.0, threads=1)
+    # One inference thread per camera (cameras share the cores); faces from 16 px; the fine
+    # level searches wherever the picture moves on every frame, so the full pass can be slow.
+    detector: DetectorSettings = DetectorSettings(min_face=16.0, threads=1, full_scan_seconds=3.0)
     tracker: TrackerSettings = TrackerSettings()
     veil: VeilSettings = VeilSettings()
 

@@ -123,8 +123,12 @@ class FaceScanner:
         height, width = frame.shape[:2]
         return self.merge([self.scan(frame, tile) for tile in full_scan(width, height, self.settings)])
 
-    def scan(self, frame: npt.NDArray[np.uint8], tile: ScanTile) -> Detections:
-        """Raw (unmerged) faces found in one tile, in frame pixels."""
+    def scan(self, frame: npt.NDArray[np.uint8], tile: ScanTile, *, owned: bool = True) -> Detections:
+        """Raw (unmerged) faces found in one tile, in frame pixels.
+
+        With `owned`, faces centred near an inner edge of a pyramid tile are left to the tile
+        that owns them; a free-standing region (owned=False) keeps all it finds.
+        """
         crop = frame[tile.y0 : tile.y1, tile.x0 : tile.x1]
         crop_w, crop_h = tile.x1 - tile.x0, tile.y1 - tile.y0
         net_w, net_h = max(1, round(crop_w * tile.scale)), max(1, round(crop_h * tile.scale))
@@ -138,6 +142,8 @@ class FaceScanner:
         scale = np.array([sx, sy, sx, sy], np.float32)
         shift = np.array([tile.x0, tile.y0, tile.x0, tile.y0], np.float32)
         boxes = found.boxes / scale + shift
+        if not owned:
+            return Detections(boxes, found.scores)
         height, width = frame.shape[:2]
         return Detections(boxes, found.scores).subset(_owned(boxes, tile, width, height))
 

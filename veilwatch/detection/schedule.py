@@ -27,12 +27,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veilwatch.boxes import Detections
+from veilwatch.boxes import Detections, scale_boxes
 from veilwatch.detection.scanner import FaceScanner, ScanTile, level_tiles, pyramid_scales
 
 CHANGE_SCALE = 4  # change detection runs on the grey frame shrunk by this factor
 CHANGE_GREY_LEVELS = 12  # a shrunk pixel differing by more than this counts as changed
 REFRESH_PERIODS = 4  # an unchanged tile is searched again after this many scan periods
+MOTION_MARGIN_PX = 32  # live: the finest level searches around whatever moved, this far around it
+UNMOVED_MARGIN = 1.5  # a carried face is kept while this much of its surroundings is unchanged
 
 Grey = npt.NDArray[np.uint8]
 
@@ -57,10 +59,15 @@ class ScanStats:
 class ScheduledScanner:
     """A stateful detector for one video stream: the full pyramid, amortised over frames."""
 
-    def __init__(self, scanner: FaceScanner, width: int, height: int, period_frames: int) -> None:
+    def __init__(
+        self, scanner: FaceScanner, width: int, height: int, period_frames: int, *, motion: bool = False
+    ) -> None:
         self._scanner = scanner
         scales = pyramid_scales(width, height, scanner.settings)
         base = len(scales) - 1
+        self._size = (width, height)
+        self._motion_scale = scales[0] if motion and base > 0 else None
+        self._previous: Grey | None = None
         self._base = level_tiles(base, scales[base], width, height)
         self._tiles = [
             _TileState(tile)
@@ -84,6 +91,13 @@ class ScheduledScanner:
         """Faces in this frame: base level fresh, finer levels fresh or carried over."""
         grey = _shrunk_grey(frame)
         parts = [self._scanner.scan(frame, tile) for tile in self._base]
+        motion_cost = 0
+        if self._motion_scale is not None and self._previous is not None:
+            for x0, y0, x1, y1 in motion_regions(self._previous, grey, *self._size):
+                tile = ScanTile(0, self._motion_scale, x0, y0, x1, y1)
+                parts.append(self._scanner.scan(frame, tile, owned=False))
+                motion_cost += tile.cost
+        self._previous = grey
         changed = [_changed(state, grey) for state in self._tiles]
         due = self._due(changed)
         carried = 0
@@ -96,7 +110,9 @@ class ScheduledScanner:
             elif not changed[i]:
                 parts.append(state.found)
                 carried += 1
-        cost = sum(t.cost for t in self._base) + sum(self._tiles[i].tile.cost for i in due)
+            else:
+                parts.append(_unmoved(state, grey))  # faces whose own pixels did not change
+        cost = sum(t.cost for t in self._base) + sum(self._tiles[i].tile.cost for i in due) + motion_cost
         self.stats = ScanStats(len(self._base) + len(due), carried, cost)
         self._frame += 1
         return self._scanner.merge(parts)
@@ -128,6 +144,39 @@ class ScheduledScanner:
         return due
 
 
+def motion_regions(previous: Grey, current: Grey, width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Boxes (frame px) around every part of the picture that changed since the previous frame.
+
+    Each is grown by MOTION_MARGIN_PX, so that a face entering it is seen whole, and overlapping
+    boxes are merged.
+    """
+    moved = np.asarray(cv2.absdiff(previous, current) > CHANGE_GREY_LEVELS, np.uint8)
+    if not moved.any():
+        return []
+    grow = 2 * (MOTION_MARGIN_PX // CHANGE_SCALE) + 1
+    moved = np.asarray(cv2.dilate(moved, np.ones((grow, grow), np.uint8)), np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
+    boxes = [
+        [int(x) * CHANGE_SCALE, int(y) * CHANGE_SCALE, int(x + w) * CHANGE_SCALE, int(y + h) * CHANGE_SCALE]
+        for x, y, w, h, _ in stats[1:count]
+    ]
+    merged = _merged(boxes)
+    return [(max(0, a), max(0, b), min(width, c), min(height, d)) for a, b, c, d in merged]
+
+
+def _merged(boxes: list[list[int]]) -> list[list[int]]:
+    """Union of overlapping boxes, repeated until none overlap."""
+    result: list[list[int]] = []
+    for box in sorted(boxes):
+        for other in result:
+            if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
+                other[:] = [min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3])]
+                break
+        else:
+            result.append(list(box))
+    return result if len(result) == len(boxes) else _merged(result)
+
+
 def _shrunk_grey(frame: npt.NDArray[np.uint8]) -> Grey:
     height, width = frame.shape[:2]
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -138,6 +187,26 @@ def _shrunk_grey(frame: npt.NDArray[np.uint8]) -> Grey:
 def _thumb(grey: Grey, tile: ScanTile) -> Grey:
     s = CHANGE_SCALE
     return grey[tile.y0 // s : max(tile.y0 // s + 1, tile.y1 // s), tile.x0 // s : max(tile.x0 // s + 1, tile.x1 // s)]
+
+
+def _unmoved(state: _TileState, grey: Grey) -> Detections:
+    """The faces of a tile's last search whose surroundings are still as they were then.
+
+    Motion elsewhere in a tile does not invalidate a face standing still in it.
+    """
+    if state.thumb is None or len(state.found) == 0:
+        return Detections()
+    now = _thumb(grey, state.tile)
+    if now.shape != state.thumb.shape:
+        return Detections()
+    s, tile = CHANGE_SCALE, state.tile
+    keep = np.zeros(len(state.found), bool)
+    for i, box in enumerate(scale_boxes(state.found.boxes, UNMOVED_MARGIN)):
+        x0, y0 = max(0, int(box[0]) // s - tile.x0 // s), max(0, int(box[1]) // s - tile.y0 // s)
+        x1, y1 = int(box[2]) // s - tile.x0 // s + 1, int(box[3]) // s - tile.y0 // s + 1
+        before, after = state.thumb[y0:y1, x0:x1], now[y0:y1, x0:x1]
+        keep[i] = before.size > 0 and int(cv2.absdiff(before, after).max()) <= CHANGE_GREY_LEVELS
+    return state.found.subset(keep)
 
 
 def _changed(state: _TileState, grey: Grey) -> bool:

@@ -37,7 +37,9 @@ class Engine:
         """A veiler for one video stream; live streams get no look-back, so their first frame is searched in full."""
         fps = float(rate) if rate else DEFAULT_FPS
         period = max(1, round(self.settings.detector.full_scan_seconds * fps))
-        detector = ScheduledScanner(self.scanner, width, height, period)
+        # Live streams have no look-back to make up for a late find, so their finest level also
+        # searches, every frame, wherever the picture moved.
+        detector = ScheduledScanner(self.scanner, width, height, period, motion=live)
         if live:
             detector.request_full_scan()
         config = self.tracker_config(fps, period, live=live)
