@@ -175,6 +175,7 @@ class ClipSpec:
     container_options: dict[str, str] = field(default_factory=dict)
     pts: Sequence[int] | None = None  # in 1/time_base units; default: one tick per frame
     time_base: Fraction | None = None
+    gop: int | None = None  # frames between keyframes (default: the encoder's)
 
 
 def write_clip(path: Path, frames: Iterable[Pixels], spec: ClipSpec | None = None) -> Path:
@@ -197,6 +198,8 @@ def write_clip(path: Path, frames: Iterable[Pixels], spec: ClipSpec | None = Non
                 stream.codec_context.time_base = time_base
                 if spec.codec == "libx264":
                     stream.codec_context.options = {"preset": "ultrafast"}
+                if spec.gop is not None:
+                    stream.codec_context.gop_size = spec.gop
                 stream.metadata.update(spec.stream_metadata)
                 if spec.rotation is not None:
                     stream.set_display_rotation(spec.rotation)

@@ -23,17 +23,7 @@ from veilwatch.server.services import Services
 from veilwatch.sources.demo import DemoSource
 from veilwatch.storage.users import Role
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 
@@ -68,16 +58,6 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Servic
         server.should_exit = True
         thread.join(10)
         services.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
 
 
 def _log_in(page: Any, base: str, name: str) -> None:

@@ -26,6 +26,13 @@ PUBLIC_PATHS = {
     ("POST", "/api/login"),
     ("POST", "/api/setup"),
     ("GET", "/health"),
+    ("GET", "/transparency"),  # for the people filmed: no pictures, no visitor names
+    ("GET", "/api/transparency"),
+    ("GET", "/api/log/checkpoint"),  # the tamper-evident log: anyone may check it
+    ("GET", "/api/log/entries"),
+    ("GET", "/api/log/proof/inclusion"),
+    ("GET", "/api/log/proof/consistency"),
+    ("POST", "/api/log/cosignature"),  # witnesses: stored only if it verifies under a configured key
 }
 
 

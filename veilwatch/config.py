@@ -14,6 +14,10 @@
     steerable = true
     viewers = ["visitor", "operator"]
 
+    [audit]
+    name = "cameras.example.org"  # checkpoints are signed for "cameras.example.org/audit"
+    witnesses = ["witness.example.net/w1+1a2b3c4d+BM…"]  # from `veilwatch witness init`
+
 A camera's `source` is validated (no process-spawning or file-reading pseudo-protocols) and its
 credentials never leave this object unscrubbed: `display_source` is what pages and logs show.
 """
@@ -51,6 +55,9 @@ class ServerConfig(_Strict):
         False, description="the operator states that a TLS-terminating proxy sits in front (allows a public bind)"
     )
     min_free_disk_mb: int = Field(512, ge=0, description="evict the oldest recordings below this much free disk")
+    segment_seconds: float = Field(
+        10.0, ge=1, le=600, description="length of each recording segment (and of each sealed face chunk)"
+    )
     metrics_token: str | None = Field(None, description="bearer token Prometheus may use for /metrics")
 
     @model_validator(mode="after")
@@ -129,11 +136,64 @@ class LiveDetectorConfig(_Strict):
     veil: VeilSettings = VeilSettings()
 
 
+class VaultConfig(_Strict):
+    """Where the key vault's public file is: with it, recorded faces are also kept, sealed, for K-of-N unmasking."""
+
+    public_file: Path | None = Field(
+        None, description="vault.json from `veilwatch vault init`; unset: raw faces are never kept at all"
+    )
+    request_ttl_hours: float = Field(72.0, gt=0, le=24 * 30, description="an unmask request expires after this")
+    clip_ttl_minutes: float = Field(30.0, gt=0, le=24 * 60, description="an unmasked clip can be fetched this long")
+
+
+class AuditConfig(_Strict):
+    """The tamper-evident log of every action: its name in checkpoints, and the witnesses it accepts."""
+
+    name: str = Field(
+        "veilwatch.local",
+        pattern=r"^[^\s+]{1,200}$",
+        description="this installation's name, best a domain you own; the log's origin defaults to '<name>/audit'",
+    )
+    origin: str | None = Field(
+        None,
+        pattern=r"^[^\s+]{1,256}$",
+        description="the checkpoints' origin line and the log key's name (fixed by the key once it exists)",
+    )
+    witnesses: list[str] = Field(
+        default_factory=list,
+        description="verifier keys of witnesses (from `veilwatch witness init`) whose cosignatures are published",
+    )
+    checkpoint_interval_s: float = Field(
+        10.0, ge=0, le=3600, description="sign a new checkpoint at most this often (when the log grew)"
+    )
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witness_keys(cls, keys: list[str]) -> list[str]:
+        from veilwatch.audit.note import SIG_COSIGNATURE_V1, NoteError, Verifier
+
+        for key in keys:
+            try:
+                verifier = Verifier.parse(key)
+            except NoteError as exc:
+                raise ValueError(f"{key[:60]!r}: {exc}") from exc
+            if verifier.sig_type != SIG_COSIGNATURE_V1:
+                raise ValueError(f"{key[:60]!r}: not a witness key (type 0x04, from `veilwatch witness init`)")
+        return keys
+
+    @property
+    def log_origin(self) -> str:
+        """The origin the log signs checkpoints for."""
+        return self.origin or f"{self.name}/audit"
+
+
 class ServeConfig(_Strict):
     """Everything `veilwatch serve` needs."""
 
     server: ServerConfig = ServerConfig()
     engine: LiveDetectorConfig = LiveDetectorConfig()
+    vault: VaultConfig = VaultConfig()
+    audit: AuditConfig = AuditConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

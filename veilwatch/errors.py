@@ -11,8 +11,16 @@
     ├── ConfigError                     a setting is invalid                       (exit 2)
     ├── WorkerCrashedError              an isolated worker died (e.g. a decoder segfault)
     ├── StorageError                    the database or the recordings cannot be used
-    └── UserError                       a user name, password or role is rejected  (exit 2; also ValueError)
-        └── UnknownUserError            ... there is no such user (also LookupError)
+    ├── UserError                       a user name, password or role is rejected  (exit 2; also ValueError)
+    │   └── UnknownUserError            ... there is no such user (also LookupError)
+    ├── AuditError                      the tamper-evident log cannot append, sign or prove (exit 7)
+    │   └── LogVerificationError        a log, checkpoint or proof fails: tampering, rollback, split view (exit 8)
+    │       └── ExportError             an exported clip does not match its manifest (veilwatch.clips.export)
+    └── VaultError                      the key vault refuses                      (exit 6)
+        ├── WrongPassphraseError        a holder's share file does not open with that passphrase
+        ├── VaultFileError              a vault, share, request or approval file is malformed (also ValueError)
+        ├── SealedDataError             a sealed blob does not open: wrong key or associated data, or damaged
+        └── ApprovalRefused             an unmask approval is refused; `.reason` says which rule
 
 Every class owns its CLI exit code; messages are one line and name the file involved.
 """
@@ -97,3 +105,42 @@ class UserError(VeilwatchError, ValueError):
 
 class UnknownUserError(UserError, LookupError):
     """No user has this name."""
+
+
+class VaultError(VeilwatchError):
+    """The key vault refuses: keys, shares, sealed data or approvals do not check out."""
+
+    exit_code = 6
+
+
+class WrongPassphraseError(VaultError):
+    """A key holder's share bundle does not open with the passphrase given."""
+
+
+class VaultFileError(VaultError, ValueError):
+    """A vault, share bundle, unmask request or approval file is malformed or of an unknown version."""
+
+
+class SealedDataError(VaultError):
+    """A sealed blob does not open: wrong key, wrong associated data (camera, time), truncated or altered."""
+
+
+class ApprovalRefused(VaultError):  # noqa: N818 - a verdict, not a fault; named by the vault design
+    """An unmask approval (or a set of them) is refused; `reason` names the rule that refused it."""
+
+    def __init__(self, reason: str, message: str, *, holder: str | None = None) -> None:
+        self.reason = reason
+        self.holder = holder
+        super().__init__(message)
+
+
+class AuditError(VeilwatchError):
+    """The tamper-evident log cannot append, sign, store or prove; the action it was to record is refused."""
+
+    exit_code = 7
+
+
+class LogVerificationError(AuditError):
+    """A log, checkpoint or proof does not verify: tampering, a rollback or a split view."""
+
+    exit_code = 8

@@ -57,3 +57,22 @@ class VeiledFrame:
     def veiled_boxes(self) -> npt.NDArray[np.float32]:
         """Every face box veiled in this frame (detected and held over), before growing."""
         return np.concatenate([self.detections.boxes, self.held.boxes])
+
+
+@dataclass(frozen=True)
+class RawRegion:
+    """The unveiled pixels under one veil, at (x0, y0) of its frame: only ever sealed, never shown or stored clear."""
+
+    x0: int
+    y0: int
+    pixels: Image
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return int(self.pixels.shape[0])

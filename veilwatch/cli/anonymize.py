@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +110,15 @@ def run(
     *,
     overwrite: bool,
     in_place: bool,
-    workers: int,
+    workers: int | None,
     report: Path | None,
     quiet: bool,
+    engine: str = "local",
+    address: str | None = None,
 ) -> int:
     """Veil every input; returns the exit status (0 when every file succeeded)."""
     console = Console(stderr=True)
+    runner = _runner(engine, address)  # before anything else: a missing Ray is a one-line hint
     resolve_model(settings.detector.model)  # fail fast, before any worker starts
     planned = plan(inputs, output, overwrite=overwrite, in_place=in_place)
     for failure in planned.failures:
@@ -127,7 +131,7 @@ def run(
         summaries.extend(_run_in_process(stdio, settings, console, codes))
     if files:
         with _Display(files, console, quiet) as display:
-            run_tasks(files, settings, workers, display.on_event)
+            runner(files, settings, workers, display.on_event)
         summaries.extend(display.results[i] for i in sorted(display.results))
         codes.extend(f.exit_code for f in display.failures.values())
     if report is not None:
@@ -138,6 +142,21 @@ def run(
         console.print("[red]error:[/red] no image or video found in the inputs", soft_wrap=True)
         return 2
     return max(codes, default=0)
+
+
+Runner = Callable[[list[Task], AnonymizeSettings, "int | None", Callable[[Event], None]], None]
+
+
+def _runner(engine: str, address: str | None) -> Runner:
+    """How file tasks run: worker processes here, or Ray actors (imported only when asked for)."""
+    if engine != "ray":
+        return lambda tasks, settings, workers, on_event: run_tasks(tasks, settings, workers or 1, on_event)
+    from veilwatch.scale.ray_engine import RayOptions, load_ray
+    from veilwatch.scale.ray_engine import run_tasks as run_on_ray
+
+    load_ray()
+    options = RayOptions(address=address)
+    return lambda tasks, settings, workers, on_event: run_on_ray(tasks, settings, workers, on_event, options)
 
 
 def _run_in_process(

@@ -56,6 +56,7 @@ VeilChoice = Literal["blur", "mosaic", "solid"]
 ShapeChoice = Literal["box", "ellipse"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 PrecisionChoice = Literal["int8", "fp32"]
+EngineChoice = Literal["local", "ray"]
 
 
 @app.command()
@@ -128,7 +129,20 @@ def anonymize(
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1–100.")] = _default(
         AnonymizeSettings, "jpeg_quality"
     ),
-    workers: Annotated[int, typer.Option(help="Files processed at once (each worker loads the model once).")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Files (or, with --engine ray, parts of videos) processed at once; each worker loads the model "
+            "once. Default 1, or with --address one per GPU share or per 2 CPUs of the cluster."
+        ),
+    ] = None,
+    engine: Annotated[
+        EngineChoice, typer.Option(help="local: worker processes here; ray: Ray actors (pip install 'veilwatch[ray]').")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: join this Ray cluster (e.g. HOST:6379, auto) instead of starting one."),
+    ] = None,
     threads: Annotated[int, typer.Option(help="Inference threads per worker (0: share the cores).")] = _default(
         DetectorSettings, "threads"
     ),
@@ -164,8 +178,10 @@ def anonymize(
         )
     except ValidationError as exc:
         _fail(_validation_line(exc), 2)
-    if workers < 1:
+    if workers is not None and workers < 1:
         _fail("--workers must be at least 1", 2)
+    if address is not None and engine != "ray":
+        _fail("--address needs --engine ray", 2)
     code = _guarded(
         lambda: run(
             inputs,
@@ -174,6 +190,8 @@ def anonymize(
             overwrite=overwrite,
             in_place=in_place,
             workers=workers,
+            engine=engine,
+            address=address,
             report=report,
             quiet=quiet,
         )
@@ -262,6 +280,179 @@ def users_remove(
     from veilwatch.cli.users import remove
 
     raise typer.Exit(_guarded(lambda: remove(name, config, data_dir)))
+
+
+vault_app = typer.Typer(
+    help="The K-of-N key vault: set up key holders, approve unmask requests offline.", no_args_is_help=True
+)
+app.add_typer(vault_app, name="vault")
+
+
+@vault_app.command("init")
+def vault_init(
+    holder: Annotated[list[str], typer.Option("--holder", help="A key holder's name (repeat, once per holder).")],
+    k: Annotated[int, typer.Option("--k", help="How many holders must approve an unmask (2..N).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for vault.json and one NAME.share per holder.")],
+    days: Annotated[int, typer.Option(help="Days of keys to make; run init again before they run out.")] = 366,
+    first_day: Annotated[
+        str | None, typer.Option(help="First day (UTC, YYYY-MM-DD) with a key; default today.")
+    ] = None,
+    passphrase_file: Annotated[
+        list[str] | None,
+        typer.Option("--passphrase-file", help="NAME=FILE: read NAME's passphrase from FILE instead of asking."),
+    ] = None,
+) -> None:
+    """Make a vault: a public vault.json and one passphrase-protected share file per holder."""
+    from veilwatch.cli.vault import init
+
+    raise typer.Exit(_guarded(lambda: init(holder, k, days, first_day, out, passphrase_file or [])))
+
+
+@vault_app.command("approve")
+def vault_approve(
+    share: Annotated[Path, typer.Option("--share", help="Your share file (NAME.share).")],
+    request: Annotated[Path, typer.Option("--request", help="The unmask request (JSON) from the server.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write your signed approval (JSON).")],
+    passphrase_stdin: Annotated[bool, typer.Option(help="Read the passphrase from standard input.")] = False,
+) -> None:
+    """Approve an unmask request with your share (offline); hand the approval file to the server."""
+    from veilwatch.cli.vault import approve_request
+
+    raise typer.Exit(_guarded(lambda: approve_request(share, request, passphrase_stdin, out)))
+
+
+@vault_app.command("show")
+def vault_show(
+    file: Annotated[Path, typer.Argument(help="A vault.json, share, unmask request or approval file.")],
+) -> None:
+    """Show what a vault, share, request or approval file holds (never a secret)."""
+    from veilwatch.cli.vault import show
+
+    raise typer.Exit(_guarded(lambda: show(file)))
+
+
+unmask_app = typer.Typer(
+    help="Ask a running server to unmask a time range, hand in key holders' approvals, fetch the clip.",
+    no_args_is_help=True,
+)
+app.add_typer(unmask_app, name="unmask")
+ServerOption = Annotated[str, typer.Option("--server", help="The server's URL, e.g. http://127.0.0.1:8470.")]
+UserOption = Annotated[str, typer.Option("--user", help="Your staff login name.")]
+PasswordStdin = Annotated[bool, typer.Option(help="Read your password from standard input.")]
+
+
+@unmask_app.command("ask")
+def unmask_ask(
+    server: ServerOption,
+    user: UserOption,
+    camera: Annotated[str, typer.Option(help="The camera to unmask.")],
+    start: Annotated[str, typer.Option(help="Start (ISO 8601 or Unix seconds).")],
+    end: Annotated[str, typer.Option(help="End (ISO 8601 or Unix seconds).")],
+    reason: Annotated[str, typer.Option(help="Why: shown publicly on the transparency page.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to save the request file for the key holders.")],
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Ask for an unmask (logged, public) and save the request file the key holders approve."""
+    from veilwatch.cli.unmask import ask
+
+    raise typer.Exit(_guarded(lambda: ask(server, user, password_stdin, camera, start, end, reason, out)))
+
+
+@unmask_app.command("hand-in")
+def unmask_hand_in(
+    server: ServerOption,
+    user: UserOption,
+    request: Annotated[str, typer.Option("--request", help="The request id.")],
+    approval: Annotated[list[Path], typer.Argument(help="Approval files made with `veilwatch vault approve`.")],
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Hand approval files in; with K of them, the server unmasks."""
+    from veilwatch.cli.unmask import hand_in
+
+    raise typer.Exit(_guarded(lambda: hand_in(server, user, password_stdin, request, approval)))
+
+
+@unmask_app.command("fetch")
+def unmask_fetch(
+    server: ServerOption,
+    user: UserOption,
+    request: Annotated[str, typer.Option("--request", help="The request id.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to save the unmasked clip (MP4).")],
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Save the unmasked clip of your request (it lives on the server only for a limited time)."""
+    from veilwatch.cli.unmask import fetch
+
+    raise typer.Exit(_guarded(lambda: fetch(server, user, password_stdin, request, out)))
+
+
+audit_app = typer.Typer(help="Check and export the tamper-evident log of every action.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+witness_app = typer.Typer(
+    help="Witness a log: cosign its checkpoints only while it provably only grows.", no_args_is_help=True
+)
+app.add_typer(witness_app, name="witness")
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the server.")]
+
+
+@audit_app.command("verify")
+def audit_verify(
+    key: Annotated[str, typer.Option("--key", help="The log's verifier key (name+id+key), from a source you trust.")],
+    server: Annotated[str | None, typer.Option("--server", help="A running server's URL to read the log from.")] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="A file from `veilwatch audit export`.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="A checkpoint you saved earlier: the log must extend it.")
+    ] = None,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="After success, save the latest checkpoint here for next time.")
+    ] = None,
+    witness: Annotated[
+        list[str] | None, typer.Option("--witness", help="A witness's verifier key whose cosignature to check.")
+    ] = None,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Check the log offline against its key and a saved checkpoint; report the first bad entry."""
+    from veilwatch.cli.audit import verify
+
+    raise typer.Exit(_guarded(lambda: verify(server, export, key, checkpoint, save, witness or [], timeout)))
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The JSON file to write.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Export the log (entries, stored hashes, signed checkpoints) for offline verification."""
+    from veilwatch.cli.audit import export as run_export
+
+    raise typer.Exit(_guarded(lambda: run_export(config, data_dir, output)))
+
+
+@witness_app.command("init")
+def witness_init(
+    state: Annotated[Path, typer.Option("--state", help="Folder for the witness's key and state.")],
+    name: Annotated[
+        str | None, typer.Option(help="The witness's name (no spaces); default HOST/veilwatch-witness.")
+    ] = None,
+) -> None:
+    """Make a witness key and print its verifier key (for the log's [audit] witnesses)."""
+    from veilwatch.cli.audit import witness_init as run_init
+
+    raise typer.Exit(_guarded(lambda: run_init(state, name)))
+
+
+@witness_app.command("cosign")
+def witness_cosign(
+    server: Annotated[str, typer.Option("--server", help="The log server's URL.")],
+    log_key: Annotated[str, typer.Option("--log-key", help="The log's verifier key, from a source you trust.")],
+    state: Annotated[Path, typer.Option("--state", help="The witness's folder (`veilwatch witness init`).")],
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Cosign the log's checkpoint if it extends the last one cosigned; refuse a rollback or split view."""
+    from veilwatch.cli.audit import witness_cosign as run_cosign
+
+    raise typer.Exit(_guarded(lambda: run_cosign(server, log_key, state, timeout)))
 
 
 @app.command()

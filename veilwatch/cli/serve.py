@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from veilwatch.config import CameraConfig, ServeConfig, ServerConfig, load_config
+from veilwatch.config import CameraConfig, ServeConfig, ServerConfig, VaultConfig, load_config
 from veilwatch.errors import ConfigError
 
 DEMO_CAMERAS = (
@@ -14,13 +14,47 @@ DEMO_CAMERAS = (
 )
 
 
-def demo_config(data_dir: Path, host: str, port: int) -> ServeConfig:
+DEMO_HOLDERS = ("ana", "ben", "chi")
+DEMO_K = 2
+
+
+def demo_config(data_dir: Path, host: str, port: int, vault_file: Path | None = None) -> ServeConfig:
     """Two synthetic cameras of faces walking through a scene: works offline, on any machine."""
     cameras = [
         CameraConfig(name=name, source=source, location=location, purpose=purpose, retention_days=1)
         for name, source, location, purpose in DEMO_CAMERAS
     ]
-    return ServeConfig(server=ServerConfig(host=host, port=port, data_dir=data_dir), cameras=cameras)
+    return ServeConfig(
+        server=ServerConfig(host=host, port=port, data_dir=data_dir),
+        vault=VaultConfig(public_file=vault_file),
+        cameras=cameras,
+    )
+
+
+def demo_passphrase(holder: str) -> str:
+    """The demo key holders' passphrases: printed on purpose, because this is a demo."""
+    return f"demo passphrase of {holder}"
+
+
+def demo_vault(folder: Path) -> Path:
+    """A 2-of-3 demo vault (made once): vault.json and the holders' share files in `folder`."""
+    from datetime import UTC, datetime
+
+    from veilwatch.media.atomic import atomic_output
+    from veilwatch.vault.bundle import HolderSpec, create_vault
+
+    public_file = folder / "vault.json"
+    if public_file.exists():
+        return public_file
+    holders = [HolderSpec(name, demo_passphrase(name)) for name in DEMO_HOLDERS]
+    vault, bundles = create_vault(holders, DEMO_K, datetime.now(UTC).date(), days=30)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, bundle in zip(DEMO_HOLDERS, bundles, strict=True):
+        with atomic_output(folder / f"{name}.share", overwrite=True) as tmp:
+            tmp.write_bytes(bundle)
+    with atomic_output(public_file, overwrite=True) as tmp:
+        tmp.write_bytes(vault.to_json())
+    return public_file
 
 
 def resolve_config(config: Path | None, demo: bool, host: str | None, port: int | None) -> ServeConfig:
@@ -28,7 +62,8 @@ def resolve_config(config: Path | None, demo: bool, host: str | None, port: int 
     if demo and config is not None:
         raise ConfigError("--demo and --config exclude each other")
     if demo:
-        loaded = demo_config(Path("veilwatch-demo"), "127.0.0.1", 8470)
+        data_dir = Path("veilwatch-demo")
+        loaded = demo_config(data_dir, "127.0.0.1", 8470, demo_vault(data_dir / "demo-vault"))
     elif config is not None:
         loaded = load_config(config)
     else:
@@ -67,6 +102,17 @@ def run_server(config: ServeConfig) -> int:
                 flush=True,
             )
         print(f"veilwatch monitoring room on {base}/ ({len(config.cameras)} cameras)", file=sys.stderr, flush=True)
+        print(f"transparency page (public): {base}/transparency", file=sys.stderr, flush=True)
+        if services.vault is not None and config.vault.public_file is not None:
+            folder = config.vault.public_file.parent
+            if (folder / f"{DEMO_HOLDERS[0]}.share").exists():
+                print(
+                    f"demo key vault ({DEMO_K} of {len(DEMO_HOLDERS)}): share files in {folder}/, passphrases "
+                    + ", ".join(f"{name}: '{demo_passphrase(name)}'" for name in DEMO_HOLDERS)
+                    + f"; unmask at {base}/unmask",
+                    file=sys.stderr,
+                    flush=True,
+                )
         uvicorn.run(
             create_app(services),
             host=config.server.host,

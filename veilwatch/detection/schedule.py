@@ -17,6 +17,13 @@ second per frame on a 2-core CPU. Video is redundant, so:
 
 A face that a fine level finds only some frames after it appeared is veiled back to its first
 frame by the tracker's look-back (files), which is therefore never shorter than the period.
+
+A file's schedule may also start afresh at every frame whose index is a multiple of
+`restart_every` (`Engine.video_veiler` sets `SYNC_PERIODS` periods). Its state then depends only on
+the frames since the last such frame, so a part of a file veiled on its own from one of them
+(`veilwatch.scale`) finds exactly what the whole run finds. Forgetting is free on a still camera
+(unchanged tiles are searched again after `REFRESH_PERIODS` periods anyway), and the tracker's
+hold-over, never shorter than a period, covers a face until its tile comes round again.
 """
 
 from __future__ import annotations
@@ -60,7 +67,15 @@ class ScheduledScanner:
     """A stateful detector for one video stream: the full pyramid, amortised over frames."""
 
     def __init__(
-        self, scanner: FaceScanner, width: int, height: int, period_frames: int, *, motion: bool = False
+        self,
+        scanner: FaceScanner,
+        width: int,
+        height: int,
+        period_frames: int,
+        *,
+        motion: bool = False,
+        first_frame: int = 0,
+        restart_every: int | None = None,
     ) -> None:
         self._scanner = scanner
         scales = pyramid_scales(width, height, scanner.settings)
@@ -79,7 +94,8 @@ class ScheduledScanner:
         self._budget = total / self.period_frames
         self._credit = 0.0  # the look-back (≥ one period) covers faces found during the first period
         self._credit_cap = float(total)
-        self._frame = 0
+        self._frame = first_frame  # index in the stream of the next frame
+        self._restart_every = restart_every
         self._full_next = False
         self.stats = ScanStats(0, 0, 0)
 
@@ -89,6 +105,8 @@ class ScheduledScanner:
 
     def detect(self, frame: npt.NDArray[np.uint8]) -> Detections:
         """Faces in this frame: base level fresh, finer levels fresh or carried over."""
+        if self._restart_every and self._frame % self._restart_every == 0:
+            self._restart()
         grey = _shrunk_grey(frame)
         parts = [self._scanner.scan(frame, tile) for tile in self._base]
         motion_cost = 0
@@ -116,6 +134,11 @@ class ScheduledScanner:
         self.stats = ScanStats(len(self._base) + len(due), carried, cost)
         self._frame += 1
         return self._scanner.merge(parts)
+
+    def _restart(self) -> None:
+        """Forget every fine-level search, as at the start of a stream."""
+        self._tiles = [_TileState(state.tile) for state in self._tiles]
+        self._credit = 0.0
 
     def _due(self, changed: list[bool]) -> set[int]:
         """Tiles to search now: changed ones oldest first, then stale unchanged ones, in budget."""

@@ -34,13 +34,15 @@ from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from veilwatch.detection.schedule import ScheduledScanner
 from veilwatch.errors import VeilingError
-from veilwatch.frames import Frame, Image
+from veilwatch.frames import Frame, Image, RawRegion
 from veilwatch.live.ptz import PTZView, view_pixels
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.veiler import FrameVeiler
+from veilwatch.redaction.veils import outermost
 from veilwatch.sources.base import CapturedFrame, Source, SourceState
 from veilwatch.sources.urls import scrub
 
@@ -71,6 +73,9 @@ class LiveSettings:
     restart_backoff_s: float = 0.5
     max_restart_backoff_s: float = 10.0
     stats_window: int = 300  # frames over which latencies are summarised
+    # Hand sinks the unveiled pixels under each veil too (for the sealed face store, which
+    # encrypts them at once); off, no raw pixel ever leaves the veil thread.
+    keep_raw_faces: bool = False
     join_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -109,6 +114,9 @@ class VeiledOutput:
     published_at: float  # time.monotonic()
     wall_time: float  # time.time() of capture
     view: PTZView
+    # The unveiled pixels under each veil, only when `keep_raw_faces` is on: a sink must seal
+    # them (encrypt) before anything touches the disk.
+    raw_faces: tuple[RawRegion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -400,22 +408,24 @@ class CameraPipeline:
         if veiled is None:
             self._withhold(captured)
             return
-        pixels, jpeg, detector_ms = veiled
+        pixels, jpeg, detector_ms, raw_faces = veiled
         now = time.monotonic()
         if now - captured.captured_at > self.settings.deadline_s:
             self._withhold(captured)
             return
         frame = self._publish(captured, jpeg, withheld=False, at=now)
         self._record_success(captured, detector_ms, now)
-        self._feed_sinks(captured, frame, pixels, view[0])
+        self._feed_sinks(captured, frame, pixels, view[0], raw_faces)
 
     def _view_and_version(self) -> tuple[PTZView, int]:
         """The current view and how many times it has changed (one consistent pair)."""
         with self._view_lock:
             return self._view, self._view_version
 
-    def _veil(self, captured: CapturedFrame, view: tuple[PTZView, int]) -> tuple[Image, bytes, float] | None:
-        """The veiled output pixels, their JPEG and the veiling time (ms); None while the veiler is down."""
+    def _veil(
+        self, captured: CapturedFrame, view: tuple[PTZView, int]
+    ) -> tuple[Image, bytes, float, tuple[RawRegion, ...]] | None:
+        """The veiled pixels, their JPEG, the veiling time (ms) and the raw faces; None while the veiler is down."""
         source = captured.frame.pixels
         pixels = view_pixels(source, view[0], self.settings.width, self.settings.height)
         veiler = self._veiler_for((view[1], source.shape[1], source.shape[0]))
@@ -428,7 +438,8 @@ class CameraPipeline:
             raise VeilingError(f"a live veiler must return each frame at once, returned {len(ready)}")
         veiled = ready[0].frame.pixels
         veiled.flags.writeable = False  # sinks share it
-        return veiled, self._jpeg(veiled), detector_ms
+        raw_faces = _raw_faces(pixels, veiler, ready[0].veiled_boxes) if self.settings.keep_raw_faces else ()
+        return veiled, self._jpeg(veiled), detector_ms, raw_faces
 
     def _veiler_for(self, key: tuple[int, int, int]) -> FrameVeiler | None:
         """This stream's veiler, rebuilt (with a full first search) for a new view or frame size."""
@@ -519,12 +530,19 @@ class CameraPipeline:
             c.latency_ms.append((now - captured.captured_at) * 1000)
             _remember(c.departures, now)
 
-    def _feed_sinks(self, captured: CapturedFrame, frame: PublishedFrame, pixels: Image, view: PTZView) -> None:
+    def _feed_sinks(
+        self,
+        captured: CapturedFrame,
+        frame: PublishedFrame,
+        pixels: Image,
+        view: PTZView,
+        raw_faces: tuple[RawRegion, ...],
+    ) -> None:
         if not self._sinks:
             return
         wall = time.time() - (time.monotonic() - captured.captured_at)
         output = VeiledOutput(
-            self.name, frame.seq, captured.seq, pixels, captured.captured_at, frame.published_at, wall, view
+            self.name, frame.seq, captured.seq, pixels, captured.captured_at, frame.published_at, wall, view, raw_faces
         )
         for sink in self._sinks:
             try:
@@ -538,6 +556,13 @@ class CameraPipeline:
         with self._stats_lock:
             self._counters.errors += 1
             self._counters.last_error = message
+
+
+def _raw_faces(raw: Image, veiler: FrameVeiler, boxes: npt.NDArray[np.float32]) -> tuple[RawRegion, ...]:
+    """Copies of the unveiled pixels under each veil region of this frame."""
+    height, width = raw.shape[:2]
+    regions = veiler.veil.regions(outermost(boxes), width, height)
+    return tuple(RawRegion(r.x0, r.y0, raw[r.y0 : r.y1, r.x0 : r.x1].copy()) for r in regions if r.width and r.height)
 
 
 def _remember(times: deque[float], at: float) -> None:

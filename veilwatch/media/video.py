@@ -50,6 +50,12 @@ class VideoInfo:
     container_format: str
 
 
+def encoder_for(codec: str, container_format: str) -> str:
+    """The encoder used for `codec` in a container of this (FFmpeg) format: H.264 cannot go into WebM or Ogg."""
+    fmt = container_format.split(",", maxsplit=1)[0]
+    return _CONTAINER_CODEC[fmt] if codec == "libx264" and fmt in _CONTAINER_CODEC else codec
+
+
 def _rotation_steps(rotation: int) -> int:
     """Quarter turns (counter-clockwise) that make a coded picture upright."""
     return round(rotation / 90) % 4
@@ -190,10 +196,7 @@ class VideoWriter:
     def _add_video_stream(self, settings: VideoOutputSettings) -> Any:
         import av
 
-        codec = settings.codec
-        fmt = self._container.format.name.split(",")[0]
-        if codec == "libx264" and fmt in _CONTAINER_CODEC:
-            codec = _CONTAINER_CODEC[fmt]
+        codec = encoder_for(settings.codec, self._container.format.name)
         try:
             stream = cast("av.VideoStream", self._container.add_stream(codec, rate=self._info.rate))
         except (av.error.FFmpegError, ValueError, KeyError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 from veilwatch.detection.centerface import CenterFace, RuntimeOptions
@@ -15,6 +16,28 @@ from veilwatch.tracking.tracker import FaceTracker, TrackerConfig
 
 DEFAULT_FPS = 25.0  # assumed when a stream does not say
 MEMORY_FACTOR = 2  # tracks are remembered this many hold-over spans, for the unveiled-run audit
+SYNC_PERIODS = 4  # a file's scan schedule starts afresh every this many scan periods (see schedule.py)
+
+
+@dataclass(frozen=True)
+class VideoTiming:
+    """The frame spans that rule a stream's veiling: what a part of a file needs around it."""
+
+    scan_period: int  # every fine tile is searched at least once in this many frames
+    hold: int  # a face stays veiled this many frames after its last sighting
+    lookback: int  # ... and this many before its first (files only)
+    memory: int  # a track is forgotten this many frames after its last sighting
+    restart_every: int | None  # the scan schedule starts afresh at multiples of this index (files only)
+
+
+def video_timing(settings: AnonymizeSettings, rate: Fraction, *, live: bool = False) -> VideoTiming:
+    """Frame spans for a stream at this frame rate; hold-over and look-back always span a scan period."""
+    fps = float(rate) if rate else DEFAULT_FPS
+    period = max(1, round(settings.detector.full_scan_seconds * fps))
+    hold = max(round(settings.tracker.hold_seconds * fps), period)
+    lookback = 0 if live else max(round(settings.tracker.lookback_seconds * fps), period)
+    memory = max(hold + lookback, 1) * MEMORY_FACTOR
+    return VideoTiming(period, hold, lookback, memory, None if live else SYNC_PERIODS * period)
 
 
 class Engine:
@@ -33,16 +56,29 @@ class Engine:
         """A veiler for a single still image (no tracking)."""
         return FrameVeiler(self.scanner, Veil(self.settings.veil))
 
-    def video_veiler(self, rate: Fraction, width: int, height: int, *, live: bool = False) -> FrameVeiler:
-        """A veiler for one video stream; live streams get no look-back, so their first frame is searched in full."""
-        fps = float(rate) if rate else DEFAULT_FPS
-        period = max(1, round(self.settings.detector.full_scan_seconds * fps))
+    def video_veiler(
+        self, rate: Fraction, width: int, height: int, *, live: bool = False, first_frame: int = 0
+    ) -> FrameVeiler:
+        """A veiler for one video stream; live streams get no look-back, so their first frame is searched in full.
+
+        `first_frame` is the stream index of the first frame pushed (a part of a file starts at a
+        multiple of `VideoTiming.restart_every`, where the whole run's schedule starts afresh too).
+        """
+        timing = video_timing(self.settings, rate, live=live)
         # Live streams have no look-back to make up for a late find, so their finest level also
         # searches, every frame, wherever the picture moved.
-        detector = ScheduledScanner(self.scanner, width, height, period, motion=live)
+        detector = ScheduledScanner(
+            self.scanner,
+            width,
+            height,
+            timing.scan_period,
+            motion=live,
+            first_frame=first_frame,
+            restart_every=timing.restart_every,
+        )
         if live:
             detector.request_full_scan()
-        config = self.tracker_config(fps, period, live=live)
+        config = self._tracker_config(timing)
         return FrameVeiler(detector, Veil(self.settings.veil), FaceTracker(config), config.lookback_frames)
 
     def tracker_config(self, fps: float, scan_period: int, *, live: bool) -> TrackerConfig:
@@ -50,10 +86,16 @@ class Engine:
         tracking = self.settings.tracker
         hold = max(round(tracking.hold_seconds * fps), scan_period)
         lookback = 0 if live else max(round(tracking.lookback_seconds * fps), scan_period)
+        return self._tracker_config(
+            VideoTiming(scan_period, hold, lookback, max(hold + lookback, 1) * MEMORY_FACTOR, None)
+        )
+
+    def _tracker_config(self, timing: VideoTiming) -> TrackerConfig:
+        tracking = self.settings.tracker
         return TrackerConfig(
-            hold_frames=hold,
-            lookback_frames=lookback,
-            memory_frames=max(hold + lookback, 1) * MEMORY_FACTOR,
+            hold_frames=timing.hold,
+            lookback_frames=timing.lookback,
+            memory_frames=timing.memory,
             growth_per_frame=tracking.growth_per_frame,
             match_iou=tracking.match_iou,
         )

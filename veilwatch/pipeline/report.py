@@ -43,14 +43,20 @@ class StreamReport:
         if self.keep_frames:
             self.frames.append(_frame_record(veiled))
 
-    def longest_unveiled_run(self, tracks: list[Track]) -> int:
-        """Most consecutive frames in which some tracked face was not covered by a veil."""
+    def longest_unveiled_run(self, tracks: list[Track], within: range | None = None) -> int:
+        """Most consecutive frames in which some tracked face was not covered by a veil.
+
+        `within` limits the audit to those frames (a part of a file, which records only its own).
+        """
         worst = 0
         for track in tracks:
             if track.peak_score < CONFIRMED_SCORE:
                 continue
             run = 0
-            for index in range(track.first, track.last + 1):
+            first, last = track.first, track.last
+            if within is not None:
+                first, last = max(first, within.start), min(last, within.stop - 1)
+            for index in range(first, last + 1):
                 box, _ = track.estimate(index)
                 veils = self.veils.get(index)
                 covered = veils is not None and len(veils) > 0 and coverage(box[None], veils).max() >= COVERED

@@ -64,6 +64,11 @@ class FrameVeiler:
         return VeiledFrame(replace(frame, pixels=pixels), found, held)
 
     @property
+    def veil(self) -> Veil:
+        """The veil of this stream (its regions are what a frame's veils cover)."""
+        return self._veil
+
+    @property
     def detector(self) -> FaceDetector:
         """The detector of this stream."""
         return self._detector

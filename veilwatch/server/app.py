@@ -6,18 +6,28 @@ checks the camera permission when it serves. The routes live in `routes/`, one m
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from veilwatch import __version__
-from veilwatch.server.auth import AuthMiddleware, LoginThrottle, public
+from veilwatch.errors import AuditError
+from veilwatch.server.auth import AuthMiddleware, LoginThrottle, Viewer, public
 from veilwatch.server.context import STATIC, viewer_lookup
 from veilwatch.server.routes.cameras import cameras
+from veilwatch.server.routes.log import log
 from veilwatch.server.routes.ops import ops
 from veilwatch.server.routes.pages import pages
 from veilwatch.server.routes.recordings import recordings
 from veilwatch.server.routes.room import room
 from veilwatch.server.routes.sessions import sessions
+from veilwatch.server.routes.transparency import transparency
+from veilwatch.server.routes.unmask import unmask
 from veilwatch.server.services import Services
 
 
@@ -32,6 +42,9 @@ def create_app(services: Services, *, throttle: LoginThrottle | None = None) -> 
         recordings(services),
         room(services, lookup),
         ops(services),
+        log(services),
+        transparency(services),
+        unmask(services),
     )
     for router in routers:
         # The routers' own route objects (their paths carry the prefixes), so that the app's
@@ -41,5 +54,30 @@ def create_app(services: Services, *, throttle: LoginThrottle | None = None) -> 
     public(static)  # stylesheets and scripts only: no data, no media
     app.mount("/static", static, name="static")
     tokens = {"metrics": services.config.server.metrics_token or ""}
-    app.add_middleware(AuthMiddleware, routes=app.router.routes, lookup=lookup, tokens=tokens)
+
+    def denied(method: str, path: str, status: int, why: str) -> None:
+        services.record("auth.denied", "system", "system", method=method, path=path[:200], status=status, why=why)
+
+    app.add_middleware(AuthMiddleware, routes=app.router.routes, lookup=lookup, tokens=tokens, on_denied=denied)
+    _log_refusals(app, services)
     return app
+
+
+def _log_refusals(app: FastAPI, services: Services) -> None:
+    """Refused requests (401, 403) go into the log; so does a log that cannot take an action (503, refused)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (401, 403):
+            viewer = request.scope.get("state", {}).get("viewer")
+            actor, role = (viewer.name, viewer.role) if isinstance(viewer, Viewer) else ("system", "system")
+            details = {"method": request.method, "path": request.url.path[:200], "status": exc.status_code}
+            with contextlib.suppress(Exception):  # the refusal stands either way
+                await asyncio.to_thread(services.record, "auth.denied", actor, role, None, **details)
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(AuditError)
+    async def log_down(request: Request, exc: AuditError) -> Response:
+        # The action was not recorded, so it did not happen: refuse it rather than serve it unlogged.
+        detail = f"refused: the tamper-evident log cannot record this action ({exc.one_line()[:200]})"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})

@@ -10,6 +10,8 @@ per client address.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import threading
@@ -69,6 +71,8 @@ class Viewer:
 
 
 SessionLookup = Callable[[str], Viewer | None]
+# (method, path, status, why): a refused request, for the tamper-evident log.
+DeniedHook = Callable[[str, str, int, str], None]
 
 
 def _matches(routes: Sequence[BaseRoute], scope: Scope) -> BaseRoute | None:
@@ -123,12 +127,18 @@ class AuthMiddleware:
     """Require a session for every non-public route; check CSRF on state-changing requests."""
 
     def __init__(
-        self, app: ASGIApp, routes: Sequence[BaseRoute], lookup: SessionLookup, tokens: dict[str, str]
+        self,
+        app: ASGIApp,
+        routes: Sequence[BaseRoute],
+        lookup: SessionLookup,
+        tokens: dict[str, str],
+        on_denied: DeniedHook | None = None,
     ) -> None:
         self._app = app
         self._public, self._bearer = route_marks(routes)
         self._lookup = lookup
         self._tokens = tokens
+        self._on_denied = on_denied
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -137,7 +147,7 @@ class AuthMiddleware:
         method = scope.get("method", "GET")
         if _matches(self._public, scope) is not None:
             if method in UNSAFE_METHODS and not same_origin(scope):
-                await _deny(scope, receive, send, 403, "cross-origin request refused")
+                await self._deny(scope, receive, send, 403, "cross-origin request refused")
                 return
             await self._app(scope, receive, send)
             return
@@ -148,15 +158,23 @@ class AuthMiddleware:
         cookie = _cookie(scope, SESSION_COOKIE)
         viewer = self._lookup(cookie) if cookie else None
         if viewer is None:
-            await _deny(scope, receive, send, 401, "log in first")
+            await self._deny(scope, receive, send, 401, "log in first")
             return
         if method in UNSAFE_METHODS:
             sent = _header(scope, CSRF_HEADER) or ""
             if not hmac.compare_digest(sent, viewer.csrf_token) or not same_origin(scope):
-                await _deny(scope, receive, send, 403, "missing or wrong CSRF token")
+                await self._deny(scope, receive, send, 403, "missing or wrong CSRF token")
                 return
         scope.setdefault("state", {})["viewer"] = viewer
         await self._app(scope, receive, send)
+
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+        if self._on_denied is not None:
+            # A refusal is served whatever the log says: it changes nothing but the log.
+            method, path = str(scope.get("method", "WEBSOCKET")), str(scope.get("path", ""))
+            with contextlib.suppress(Exception):  # off the event loop: the log append waits for the disk
+                await asyncio.to_thread(self._on_denied, method, path, status, message)
+        await _deny(scope, receive, send, status, message)
 
     def _bearer_matches(self, scope: Scope, token_name: str) -> bool:
         expected = self._tokens.get(token_name)

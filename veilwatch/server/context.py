@@ -55,6 +55,8 @@ def camera_for(services: Services, name: str, viewer: Viewer) -> CameraConfig:
     """The camera, if it exists and this viewer may see it; else 404 (no probing which exist)."""
     camera = services.config.camera(name)
     if camera is None or not may_view(camera, viewer):
+        # A refused camera is logged like any refusal, yet answered like a missing one (no probing).
+        services.record("auth.denied", viewer.name, viewer.role, None, camera_asked=name[:64], status=404)
         raise HTTPException(404, "no such camera")
     return camera
 

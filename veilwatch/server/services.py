@@ -7,6 +7,7 @@ object the app factory is given; `stop()` tears it all down, in reverse, idempot
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import secrets
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from veilwatch.audit.log import AuditLog
 from veilwatch.config import CameraConfig, ServeConfig
+from veilwatch.errors import ConfigError, StorageError
 from veilwatch.live.control import ControlDesk, ControlEvent
 from veilwatch.live.pipeline import CameraPipeline, LiveSettings, VeiledOutput
 from veilwatch.live.presence import Presence
@@ -26,8 +29,12 @@ from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
 from veilwatch.storage.recordings import SegmentIndex
 from veilwatch.storage.retention import RetentionPolicy, enforce, free_space
+from veilwatch.storage.sealed_faces import FaceChunkWriter, SealedFaceStore, Sealer
 from veilwatch.storage.sessions import SessionStore
+from veilwatch.storage.unmask_requests import UnmaskStore
 from veilwatch.storage.users import UserStore
+from veilwatch.vault.desk import UnmaskDesk
+from veilwatch.vault.public import VaultPublic
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +43,11 @@ RECORDER_QUEUE = 30  # frames a recorder may fall behind before frames are dropp
 
 
 class RecorderSink:
-    """Feeds veiled frames to a camera's segment recorder on its own thread; drops, never blocks."""
+    """Feeds veiled frames to a recorder (raw faces to the sealed store) on its own thread; drops, never blocks."""
 
-    def __init__(self, recorder: SegmentRecorder, name: str) -> None:
+    def __init__(self, recorder: SegmentRecorder, name: str, faces: FaceChunkWriter | None = None) -> None:
         self._recorder = recorder
+        self._faces = faces
         self._queue: queue.Queue[VeiledOutput | None] = queue.Queue(maxsize=RECORDER_QUEUE)
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name=f"record-{name}", daemon=True)
@@ -55,6 +63,8 @@ class RecorderSink:
         while (item := self._queue.get()) is not None:
             try:
                 self._recorder.write(item.pixels, item.wall_time)
+                if self._faces is not None:
+                    self._faces.add(item.wall_time, item.raw_faces)
             except Exception:  # a failing disk must not stop the live view
                 log.exception("recording failed")
 
@@ -63,6 +73,11 @@ class RecorderSink:
         self._queue.put(None)
         self._thread.join(30)
         self._recorder.close()
+        if self._faces is not None:
+            try:
+                self._faces.flush()
+            except Exception:  # the sealed chunk is lost, never written in the clear
+                log.exception("sealing the last face chunk failed")
 
 
 @dataclass
@@ -77,6 +92,11 @@ class Services:
     segments: SegmentIndex
     presence: Presence
     desk: ControlDesk
+    faces: SealedFaceStore
+    unmasks: UnmaskStore
+    audit: AuditLog  # the tamper-evident log (veilwatch.audit); its key lives in data_dir/keys
+    vault: VaultPublic | None = None  # None: no vault configured, raw faces are never kept
+    unmask_desk: UnmaskDesk | None = None
     cameras: dict[str, CameraPipeline] = field(default_factory=dict)
     recorders: dict[str, RecorderSink] = field(default_factory=dict)
     setup_token: str | None = None
@@ -89,10 +109,21 @@ class Services:
         data_dir = config.server.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         db = Database.open(data_dir / "veilwatch.sqlite3")
-        actions = ActionLog(db)
         segments = SegmentIndex(db, data_dir)
         segments.heal()
         users = UserStore(db)
+        try:
+            audit = AuditLog.open(
+                db,
+                data_dir / "keys",
+                config.audit.log_origin,
+                checkpoint_interval_s=config.audit.checkpoint_interval_s,
+            )
+        except BaseException:
+            db.close()
+            raise
+        # Every action goes into the Merkle log before it is stored, served or takes effect.
+        actions = ActionLog(db, audit.append)
         services = cls(
             config=config,
             db=db,
@@ -102,8 +133,28 @@ class Services:
             segments=segments,
             presence=Presence(),
             desk=ControlDesk(on_event=lambda event: _record_control(actions, event)),
+            faces=SealedFaceStore(db, data_dir),
+            unmasks=UnmaskStore(db),
+            audit=audit,
+            vault=_load_vault(config),
             setup_token=secrets.token_urlsafe(16) if users.count() == 0 else None,
         )
+        try:
+            services._record_config()
+        except BaseException:
+            services.stop()
+            raise
+        if services.vault is not None:
+            services.unmask_desk = UnmaskDesk(
+                services.vault,
+                services.unmasks,
+                services.faces,
+                segments,
+                services.record,
+                lambda name: camera.fps if (camera := config.camera(name)) else 10.0,
+                request_ttl_s=config.vault.request_ttl_hours * 3600,
+                clip_ttl_s=config.vault.clip_ttl_minutes * 60,
+            )
         try:
             services._start_cameras(engine_factory or _live_engine(config))
         except BaseException:
@@ -113,20 +164,53 @@ class Services:
         services._janitor.start()
         return services
 
+    def _record_config(self) -> None:
+        """Log the configuration this server runs with, and whether it changed since the last start."""
+        # The digest covers everything (camera credentials too, but only as part of a long hash).
+        digest = hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()
+        previous = self.actions.latest("config.load")
+        changed = previous is not None and previous.details.get("sha256") != digest
+        self.record(
+            "config.load",
+            "system",
+            "system",
+            None,
+            sha256=digest,
+            changed=changed,
+            cameras=[camera.name for camera in self.config.cameras],
+            vault=self.vault.digest().hex() if self.vault else None,
+        )
+
     def _start_cameras(self, engine_factory: Callable[[], Engine]) -> None:
         from veilwatch.sources.camera import open_source
 
         engine = engine_factory()
         for camera in self.config.cameras:
             sinks = []
+            keep_faces = camera.record and self.vault is not None
             if camera.record:
-                sink = RecorderSink(self._recorder(camera), camera.name)
+                seconds = self.config.server.segment_seconds
+                faces = FaceChunkWriter(camera.name, self.faces, self._sealer(), seconds) if keep_faces else None
+                sink = RecorderSink(self._recorder(camera), camera.name, faces)
                 self.recorders[camera.name] = sink
                 sinks.append(sink)
-            settings = LiveSettings(width=camera.width, height=camera.height, fps=camera.fps)
+            settings = LiveSettings(width=camera.width, height=camera.height, fps=camera.fps, keep_raw_faces=keep_faces)
             pipeline = CameraPipeline(camera.name, open_source(camera.source), engine, settings, sinks)
             self.cameras[camera.name] = pipeline
             pipeline.start()
+
+    def _sealer(self) -> Sealer:
+        """Seals a face chunk to its day's public key (no key for that day: the chunk is refused, never kept clear)."""
+        vault = self.vault
+        if vault is None:
+            raise ConfigError("no vault configured")
+
+        def sealer(day: str, payload: bytes, associated: bytes) -> bytes:
+            from veilwatch.vault.sealing import seal
+
+            return seal(payload, vault.epoch_key(day), associated)
+
+        return sealer
 
     def _recorder(self, camera: CameraConfig) -> SegmentRecorder:
         return SegmentRecorder(
@@ -136,6 +220,7 @@ class Services:
             camera.fps,
             camera.width,
             camera.height,
+            segment_seconds=self.config.server.segment_seconds,
             min_free_bytes=self.config.server.min_free_disk_mb * 1_000_000,
         )
 
@@ -147,7 +232,11 @@ class Services:
         min_free = self.config.server.min_free_disk_mb * 1_000_000
         while not self._stop.wait(RETENTION_INTERVAL_S):
             try:
-                enforce(self.segments, policies, time.time())
+                now = time.time()
+                enforce(self.segments, policies, now)
+                for name, policy in policies.items():
+                    if policy.max_age_s is not None:
+                        self.faces.delete_older(name, now - policy.max_age_s)
                 free_space(self.segments, self.config.server.data_dir, min_free)
             except Exception:  # retry next round; never stop the room for this
                 log.exception("retention pass failed")
@@ -165,13 +254,30 @@ class Services:
             self._janitor.join(5)
         self.db.close()
 
-    def record(self, kind: str, actor: str, role: str, camera: str | None = None, **details: object) -> None:
+    def record(self, kind: str, actor: str, role: str, camera: str | None = None, **details: object) -> int:
         """Store one action record (view, control, playback, login…)."""
-        self.actions.record(ActionRecord(time.time(), actor, role, kind, camera, details))
+        _, index = self.actions.record_logged(ActionRecord(time.time(), actor, role, kind, camera, details))
+        if index is None:  # the log is always there in a running server; this keeps the type honest
+            raise StorageError("an action was stored without a log entry")
+        return index
 
 
 def _record_control(actions: ActionLog, event: ControlEvent) -> None:
     actions.record(ActionRecord(event.at, event.actor, event.role, event.kind, event.camera, dict(event.details)))
+
+
+def _load_vault(config: ServeConfig) -> VaultPublic | None:
+    path = config.vault.public_file
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the vault's public file: {exc.strerror or exc}", path=str(path)) from exc
+    try:
+        return VaultPublic.from_json(data)
+    except ValueError as exc:
+        raise ConfigError(f"not a vault public file: {exc}", path=str(path)) from exc
 
 
 def _live_engine(config: ServeConfig) -> Callable[[], Engine]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -134,13 +134,22 @@ def _check_json(value: Any, where: str, depth: int) -> None:
 
 
 class ActionLog:
-    """Appends action records and reads the latest ones."""
+    """Appends action records — to the tamper-evident log first, when there is one — and reads the latest."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, append: Callable[[bytes], int] | None = None) -> None:
+        # `append` puts the canonical bytes into the Merkle log and returns the leaf index; it
+        # raises when it cannot, and then the action is not recorded here either (the caller
+        # refuses the action).
         self._db = db
+        self._append = append
 
     def record(self, action: ActionRecord) -> int:
-        """Store one action; its id (ids grow in the order actions were recorded)."""
+        """Store one action (log leaf first); its id (ids grow in the order actions were recorded)."""
+        return self.record_logged(action)[0]
+
+    def record_logged(self, action: ActionRecord) -> tuple[int, int | None]:
+        """Store one action (log leaf first); its id and its index in the tamper-evident log."""
+        log_index = self._append(action.to_canonical_json()) if self._append is not None else None
         row = ActionRow(
             at=action.at,
             actor=action.actor,
@@ -148,6 +157,7 @@ class ActionLog:
             kind=action.kind,
             camera=action.camera,
             details=_canonical_bytes(dict(action.details)).decode("utf-8"),
+            log_index=log_index,
         )
 
         def insert(session: Session) -> int:
@@ -155,7 +165,12 @@ class ActionLog:
             session.flush()
             return row.id
 
-        return self._db.write(insert)
+        return self._db.write(insert), log_index
+
+    def latest(self, kind: str) -> ActionRecord | None:
+        """The newest action of one kind, if any."""
+        statement = select(ActionRow).where(ActionRow.kind == kind).order_by(ActionRow.id.desc()).limit(1)
+        return self._db.read(lambda session: next((_record(row) for row in session.scalars(statement)), None))
 
     def recent(self, limit: int = 100, camera: str | None = None) -> list[ActionRecord]:
         """The latest `limit` actions, newest first, of one camera or of all."""

@@ -46,8 +46,8 @@ def cameras(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRo
     async def stream(name: str, request: Request, viewer: CurrentViewer) -> StreamingResponse:
         camera = camera_for(services, name, viewer)
         pipeline = services.cameras[camera.name]
+        services.record("view.start", viewer.name, viewer.role, camera.name)  # logged first, or not served
         watcher = services.presence.join(camera.name, viewer.name, viewer.role)
-        services.record("view.start", viewer.name, viewer.role, camera.name)
 
         async def frames() -> AsyncIterator[bytes]:
             seq = -1
@@ -98,9 +98,9 @@ def cameras(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRo
             raise HTTPException(409, "take a turn first: someone else is steering, or nobody gave you control")
         pipeline = services.cameras[camera.name]
         view = PTZView() if command.reset else pipeline.view.moved(command.pan, command.tilt, command.zoom)
-        pipeline.set_view(view)
         steps = {"pan": f"{view.pan:.3f}", "tilt": f"{view.tilt:.3f}", "zoom": f"{view.zoom:.3f}"}
-        services.record("ptz.move", viewer.name, viewer.role, camera.name, **steps)
+        services.record("ptz.move", viewer.name, viewer.role, camera.name, **steps)  # logged, then done
+        pipeline.set_view(view)
         return view_json(view)
 
     return router

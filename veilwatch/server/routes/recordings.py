@@ -1,17 +1,40 @@
-"""Playback of veiled recordings, by camera and time; staff only, and every playback is recorded."""
+"""Playback and export of veiled recordings, by camera and time; staff only, every use recorded.
+
+An export is a veiled clip cut from the recordings (re-encoded, no tags) and a manifest that ties
+its SHA-256 to the export's entry in the tamper-evident log, with an inclusion proof and a signed
+checkpoint: `veilwatch audit verify-export CLIP MANIFEST --key VKEY` checks it offline.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
+from pydantic import BaseModel
 
+from veilwatch.audit.note import Checkpoint, Note
+from veilwatch.clips.export import build_manifest
+from veilwatch.clips.recorded import encode_mp4, recorded_frames
+from veilwatch.errors import StorageError
+from veilwatch.media.atomic import atomic_output
 from veilwatch.server.auth import Viewer
 from veilwatch.server.context import STAFF_ROLES, CurrentViewer, camera_for, may_view
 from veilwatch.server.services import Services
+
+MAX_EXPORT_S = 3600.0
+
+
+class ExportBody(BaseModel):
+    """A time range of one camera's recordings to export (UTC seconds)."""
+
+    start: float
+    end: float
 
 
 def recordings(services: Services) -> APIRouter:
@@ -42,7 +65,62 @@ def recordings(services: Services) -> APIRouter:
         path = _inside(services.config.server.data_dir, services.segments.absolute(segment.path))
         return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
+    @router.post("/cameras/{name}/exports")
+    def export(name: str, body: ExportBody, viewer: CurrentViewer) -> dict[str, Any]:
+        camera = camera_for(services, name, viewer)
+        _may_play(viewer)
+        if not 0 < body.end - body.start <= MAX_EXPORT_S:
+            raise HTTPException(400, f"an export covers more than nothing and at most {MAX_EXPORT_S / 60:.0f} minutes")
+        try:
+            clip, frames = encode_mp4(recorded_frames(services.segments, camera.name, body.start, body.end), camera.fps)
+        except StorageError as exc:
+            raise HTTPException(404, exc.one_line()) from exc
+        export_id = secrets.token_hex(8)
+        start_us, end_us = round(body.start * 1e6), round(body.end * 1e6)
+        digest = hashlib.sha256(clip).hexdigest()
+        # Logged before it exists for anyone: the manifest proves this very entry.
+        index = services.record(
+            "export", viewer.name, viewer.role, camera.name,
+            export=export_id, sha256=digest, bytes=len(clip), frames=frames, start_us=start_us, end_us=end_us,
+        )  # fmt: skip
+        note = services.audit.checkpoint(force=True)
+        size = Checkpoint.parse(Note.parse(note).text).size
+        manifest = build_manifest(
+            f"{camera.name}-{export_id}.mp4", clip, camera.name, start_us, end_us, index,
+            services.audit.entries(index, index + 1)[0], size, services.audit.inclusion(index, size), note,
+        )  # fmt: skip
+        folder = _exports(services)
+        for path, data in ((folder / f"{export_id}.mp4", clip), (folder / f"{export_id}.manifest.json", manifest)):
+            with atomic_output(path, overwrite=False) as tmp:
+                tmp.write_bytes(data)
+        return {
+            "id": export_id,
+            "sha256": digest,
+            "frames": frames,
+            "clip_url": f"/api/exports/{export_id}.mp4",
+            "manifest_url": f"/api/exports/{export_id}.manifest.json",
+            "log_index": index,
+        }
+
+    @router.get("/exports/{export_id}.{kind}")
+    def export_file(export_id: str, kind: str, viewer: CurrentViewer) -> FileResponse:
+        _may_play(viewer)
+        if not re.fullmatch(r"[0-9a-f]{16}", export_id) or kind not in ("mp4", "manifest.json"):
+            raise HTTPException(404, "no such export")
+        path = _inside(services.config.server.data_dir, _exports(services) / f"{export_id}.{kind}")
+        if not path.is_file():
+            raise HTTPException(404, "no such export")
+        media = "video/mp4" if kind == "mp4" else "application/json"
+        headers = {"Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{export_id}.{kind}"'}
+        return FileResponse(path, media_type=media, headers=headers)
+
     return router
+
+
+def _exports(services: Services) -> Path:
+    folder = services.config.server.data_dir / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _may_play(viewer: Viewer) -> None:

@@ -45,7 +45,10 @@ def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
         user = services.users.verify(credentials.name, credentials.password)
         if user is None:
             throttle.failed(*keys)
-            services.record("login.failed", "system", "system", name=credentials.name[:64], client=client)
+            # The log is public: name the account only if it exists (a mistyped password pasted
+            # into the name field must not be published), and never the client's address.
+            known = services.users.by_name(credentials.name[:64])
+            services.record("login.failed", "system", "system", account=known.name if known else None)
             raise HTTPException(401, "wrong name or password")
         throttle.succeeded(*keys)
         services.record("login", user.name, str(user.role))

@@ -1,0 +1,154 @@
+"""Unmask requests over HTTP: ask with a reason, hand in key holders' approvals, fetch the clip.
+
+Staff only; what makes an unmask happen is K signed approvals from key holders, not a role.
+Refusals are 4xx with the vault's one-line reason; the page is `/unmask`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from veilwatch.errors import ApprovalRefused, VaultError
+from veilwatch.server.auth import Viewer
+from veilwatch.server.context import STAFF_ROLES, CurrentViewer, camera_for, page
+from veilwatch.server.services import Services
+from veilwatch.storage.unmask_requests import StoredRequest
+from veilwatch.vault.desk import UnmaskDesk
+
+MAX_SHARE_BYTES = 1_000_000
+MAX_APPROVAL_BYTES = 100_000
+
+
+class AskBody(BaseModel):
+    """A new unmask request."""
+
+    camera: str = Field(max_length=64)
+    start: float = Field(description="UTC seconds")
+    end: float = Field(description="UTC seconds")
+    reason: str = Field(max_length=2000)
+
+
+class ShareBody(BaseModel):
+    """A key holder's approval made in the browser: their share file (base64) and passphrase."""
+
+    share: str = Field(max_length=MAX_SHARE_BYTES * 2)
+    passphrase: str = Field(max_length=1024, repr=False)
+
+
+def unmask(services: Services) -> APIRouter:
+    """Routes of the unmask desk."""
+    router = APIRouter()
+
+    def desk_for(viewer: Viewer) -> UnmaskDesk:
+        return _desk(services, viewer)
+
+    @router.get("/unmask", response_class=HTMLResponse)
+    def unmask_page(viewer: CurrentViewer) -> HTMLResponse:
+        return page("unmask.html")
+
+    @router.get("/api/unmask")
+    def list_requests(viewer: CurrentViewer) -> dict[str, Any]:
+        desk = desk_for(viewer)
+        requests = [_request_json(services, desk, r, viewer.name) for r in services.unmasks.recent()]
+        return {"k": desk.vault.k, "n": desk.vault.n, "requests": requests}
+
+    @router.post("/api/unmask")
+    def ask(body: AskBody, viewer: CurrentViewer) -> dict[str, Any]:
+        desk = desk_for(viewer)
+        camera = camera_for(services, body.camera, viewer)
+        try:
+            stored = desk.ask(camera.name, body.start, body.end, body.reason, viewer.name, viewer.role)
+        except VaultError as exc:
+            raise HTTPException(400, exc.one_line()) from exc
+        return _request_json(services, desk, stored, viewer.name)
+
+    @router.get("/api/unmask/{request_id}/request.json")
+    def request_file(request_id: str, viewer: CurrentViewer) -> Response:
+        desk = desk_for(viewer)
+        try:
+            canonical = desk.request(request_id).canonical()
+        except VaultError as exc:
+            raise HTTPException(404, exc.one_line()) from exc
+        return Response(canonical, media_type="application/json", headers=_attachment(f"unmask-{request_id}.json"))
+
+    @router.post("/api/unmask/{request_id}/approvals")
+    async def hand_in(request_id: str, request: Request, viewer: CurrentViewer) -> dict[str, Any]:
+        from veilwatch.vault.unmask import Approval
+
+        desk = desk_for(viewer)
+        body = await request.body()
+        if len(body) > MAX_APPROVAL_BYTES:
+            raise HTTPException(413, "approval too large")
+        try:
+            approval = Approval.from_json(body)
+            stored = desk.approve(request_id, approval, viewer.name, viewer.role)
+        except VaultError as exc:
+            raise HTTPException(_status(exc), exc.one_line()) from exc
+        return _request_json(services, desk, stored, viewer.name)
+
+    @router.post("/api/unmask/{request_id}/approve-with-share")
+    def approve_with_share(request_id: str, body: ShareBody, viewer: CurrentViewer) -> dict[str, Any]:
+        desk = desk_for(viewer)
+        try:
+            bundle = base64.b64decode(body.share, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise HTTPException(400, "the share file is not valid base64") from exc
+        try:
+            stored = desk.approve_with_share(request_id, bundle, body.passphrase, viewer.name, viewer.role)
+        except VaultError as exc:
+            raise HTTPException(_status(exc), exc.one_line()) from exc
+        return _request_json(services, desk, stored, viewer.name)
+
+    @router.get("/api/unmask/{request_id}/clip.mp4")
+    def clip(request_id: str, viewer: CurrentViewer) -> Response:
+        desk = desk_for(viewer)
+        try:
+            found = desk.clip(request_id, viewer.name, viewer.role)
+        except VaultError as exc:
+            raise HTTPException(404, exc.one_line()) from exc
+        return Response(found.data, media_type="video/mp4", headers=_attachment(f"unmasked-{request_id}.mp4"))
+
+    return router
+
+
+def _desk(services: Services, viewer: Viewer) -> UnmaskDesk:
+    if viewer.role not in STAFF_ROLES:
+        raise HTTPException(403, "unmasking is for staff")
+    if services.unmask_desk is None:
+        raise HTTPException(409, "no key vault is configured: raw faces are not kept, nothing can be unmasked")
+    return services.unmask_desk
+
+
+def _attachment(name: str) -> dict[str, str]:
+    safe = "".join(c for c in name if c.isalnum() or c in ".-")[:80]
+    return {"Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{safe}"'}
+
+
+def _status(exc: VaultError) -> int:
+    return 403 if isinstance(exc, ApprovalRefused) else 400
+
+
+def _request_json(services: Services, desk: UnmaskDesk, stored: StoredRequest, viewer: str) -> dict[str, Any]:
+    approvals = [a.holder for a in services.unmasks.approvals(stored.id)]
+    mine = stored.requester == viewer and desk.has_clip(stored.id)
+    return {
+        "id": stored.id,
+        "camera": stored.camera,
+        "start": stored.start_at,
+        "end": stored.end_at,
+        "reason": stored.reason,
+        "requester": stored.requester,
+        "created_at": stored.created_at,
+        "expires_at": stored.expires_at,
+        "status": stored.status,
+        "approvals": approvals,
+        "approvers": list(stored.approvers),
+        "note": stored.note,
+        "clip_url": f"/api/unmask/{stored.id}/clip.mp4" if mine else None,
+    }
