@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy
 
 from veilwatch.audit.log import KEY_FILE, AuditLog
 from veilwatch.audit.merkle import (
@@ -115,16 +117,32 @@ def test_out_of_range_requests_are_value_errors(log: AuditLog, call: Callable[[A
 
 
 def test_proofs_come_from_stored_subtrees_not_from_re_hashing(log: AuditLog, db: Database) -> None:
-    """At 40,000 entries a proof reads O(log n) rows: quick, and blind to entries it does not cover."""
+    """A proof reads O(log n) rows by primary key: never a scan, blind to entries it does not cover."""
     for start in range(0, 40_000, 5_000):
         log.append_many([b"entry %d" % i for i in range(start, start + 5_000)])
     signed_root = log.root_at(40_000)
-    began = time.perf_counter()
-    for index in range(0, 40_000, 997):
-        log.inclusion(index, 40_000)
-    log.consistency(12_345, 40_000)
-    elapsed = (time.perf_counter() - began) / 42
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append((statement, parameters))
+
+    sqlalchemy.event.listen(sqlalchemy.Engine, "before_cursor_execute", capture)
+    try:
+        began = time.perf_counter()
+        for index in range(0, 40_000, 997):
+            log.inclusion(index, 40_000)
+        log.consistency(12_345, 40_000)
+        elapsed = (time.perf_counter() - began) / 42
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.Engine, "before_cursor_execute", capture)
     assert elapsed < 0.05, f"{elapsed * 1000:.1f} ms per proof"
+    plans = sqlite3.connect(db.path)
+    try:
+        for statement, parameters in {(s, tuple(p)) for s, p in statements if "audit_nodes" in s}:
+            plan = " ".join(row[3] for row in plans.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "SCAN audit_nodes" not in plan, (statement, plan)
+    finally:
+        plans.close()
     _attack(db, "UPDATE audit_leaves SET data = x'00' WHERE idx = 20000")  # proofs never read the entries
     verify_inclusion(leaf_hash(b"entry 7"), 7, 40_000, log.inclusion(7, 40_000), signed_root)
     assert log.root_at(40_000) == signed_root
@@ -374,7 +392,6 @@ def test_a_checkpoint_from_another_key_is_not_trusted(log: AuditLog, db: Databas
     assert not result.ok and "does not verify" in result.problems[0]
 
 
-
 def test_a_forked_history_is_a_split_view_to_whoever_saved_the_honest_checkpoint(
     log: AuditLog, db: Database, tmp_path: Path
 ) -> None:
@@ -395,6 +412,7 @@ def test_a_forked_history_is_a_split_view_to_whoever_saved_the_honest_checkpoint
         "the checkpoint you saved (size 60)"
     )
     assert "between index 40 and 59" in result.problems[1]
+
 
 # --- the tampering campaign ----------------------------------------------------------------------
 

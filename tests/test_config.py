@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from veilwatch.audit.log import AuditLog
 from veilwatch.cli.serve import check_exposure, demo_config, resolve_config
-from veilwatch.config import ServerConfig, load_config, parse_config
+from veilwatch.config import AuditConfig, ServerConfig, load_config, parse_config
 from veilwatch.errors import ConfigError
+from veilwatch.storage.db import Database
 
 GOOD = """
 [server]
@@ -109,6 +112,14 @@ def test_users_command_line(tmp_path: Path) -> None:
     assert _veilwatch("users", "role", "alice", "admin", "--data-dir", data).returncode == 0
     missing = _veilwatch("users", "remove", "nobody", "--data-dir", data)
     assert missing.returncode != 0 and missing.stderr.count("\n") == 1
+    # Each change is in the tamper-evident log, refused ones are not; and the log verifies.
+    with Database.open(Path(data) / "veilwatch.sqlite3") as db:
+        audit = AuditLog.open(db, Path(data) / "keys", AuditConfig().log_origin)
+        records = [json.loads(entry) for entry in audit.entries(0, audit.size())]
+    assert [(r["kind"], r["details"].get("user")) for r in records] == [
+        ("user.create", "alice"),
+        ("user.role", "alice"),
+    ]
 
 
 def test_serve_refuses_a_public_bind_without_tls(tmp_path: Path) -> None:

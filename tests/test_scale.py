@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from fractions import Fraction
@@ -244,14 +245,26 @@ def test_without_ray_the_flag_gives_a_one_line_hint(tmp_path: Path) -> None:
         "import sys; sys.modules['ray'] = None; from veilwatch.cli.app import main; "
         f"sys.argv = ['veilwatch', 'anonymize', {str(photo)!r}, '--engine', 'ray']; main()"
     )
-    import subprocess
-
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=False)
     assert result.returncode == 2
     assert result.stderr.decode().splitlines() == [
         "veilwatch: error: --engine ray needs Ray: pip install 'veilwatch[ray]'"
     ]
     assert not (tmp_path / "photo_veiled.jpg").exists()
+
+
+def test_help_does_not_import_ray() -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "veilwatch.cli.app", "anonymize", "--help"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and b"--engine" in result.stdout and b"--address" in result.stdout
+    imported = {line.rsplit(b"|", 1)[1].strip() for line in result.stderr.splitlines() if b"|" in line}
+    assert b"veilwatch.errors" in imported
+    assert b"ray" not in {name.split(b".")[0] for name in imported}
+    assert b"veilwatch.scale" not in {b".".join(name.split(b".")[:2]) for name in imported}
 
 
 @pytest.mark.shared_data

@@ -403,8 +403,9 @@ def _nodes(session: Session, wanted: Iterable[NodeId]) -> dict[NodeId, bytes]:
                 )
             )
             found.update(((level, idx), _bytes(digest)) for idx, digest in rows)
-    missing = [(level, idx) for level, indexes in sorted(by_level.items()) for idx in sorted(indexes)]
-    missing = [node for node in missing if node not in found]
+    missing = sorted(
+        (level, idx) for level, indexes in by_level.items() for idx in indexes if (level, idx) not in found
+    )
     if missing:
         raise AuditError(f"the stored tree lacks subtree {missing[0]} (level, index): damaged or tampered")
     return found

@@ -429,6 +429,20 @@ def audit_export(
     raise typer.Exit(_guarded(lambda: run_export(config, data_dir, output)))
 
 
+@audit_app.command("verify-export")
+def audit_verify_export(
+    clip: Annotated[Path, typer.Argument(help="The exported clip (MP4).")],
+    key: Annotated[str, typer.Option("--key", help="The log's verifier key (shown on the transparency page).")],
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", help="Its manifest (default: CLIP with .manifest.json).")
+    ] = None,
+) -> None:
+    """Check offline that a clip is exactly what was exported, and that the export is in the signed log."""
+    from veilwatch.cli.exports import verify_export_file
+
+    raise typer.Exit(_guarded(lambda: verify_export_file(clip, manifest, key)))
+
+
 @witness_app.command("init")
 def witness_init(
     state: Annotated[Path, typer.Option("--state", help="Folder for the witness's key and state.")],

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import time
@@ -128,7 +129,7 @@ class _File:
     results: dict[int, PartResult] = field(default_factory=dict)
     attempt: int = 0  # bumped when the file falls back to running whole; older jobs are ignored
     finished: bool = False
-    started: float = field(default_factory=time.perf_counter)
+    started: float | None = None  # when its first job was sent (its latency counts from there)
     done: dict[JobKey, int] = field(default_factory=dict)
 
 
@@ -156,6 +157,8 @@ class _Run:
         self._actors: list[Any] = []
         self._hub: Any = None
         self._last_done: dict[int, int] = {}
+        self._jobs: dict[JobKey, Job] = {}  # jobs sent, to send again after an actor's death
+        self._deaths: dict[JobKey, int] = {}
 
     def run(self) -> None:
         """Run everything; actors and scratch folders are gone afterwards, whatever happens."""
@@ -192,8 +195,10 @@ class _Run:
         count = self._actor_count()
         detector = self._settings.detector
         resources: dict[str, float]
-        if self._gpus() >= 1:
-            resources = {"num_gpus": 1 / self._options.actors_per_gpu, "num_cpus": 1}
+        gpus = self._gpus()
+        if gpus >= 1:
+            share = math.floor(min(1.0, int(gpus) / count) * 10_000) / 10_000  # Ray counts GPU shares to 1e-4
+            resources = {"num_gpus": share, "num_cpus": 1}
             detector = detector.model_copy(update={"device": "cuda", "threads": detector.threads or 1})
         elif self._options.address is None:
             # A Ray started here has one logical CPU per worker; inference threads share the cores.
@@ -220,6 +225,10 @@ class _Run:
         for i in sorted(range(len(self._files)), key=lambda i: -sizes.get(i, 0)):  # longest first
             index = indexes.get(i)
             file = self._files[i]
+            if not file.task.overwrite and Path(file.task.output).exists():
+                exists = OutputError("output exists (use --overwrite to replace it)", path=file.task.output)
+                self._fail(i, exists.one_line(), exists.exit_code)  # before any work, as locally
+                continue
             if index is not None:
                 file.frames = index.frames
                 timing = video_timing(self._settings, index.rate)
@@ -282,6 +291,9 @@ class _Run:
                 key, job = self._pending.popleft()
                 if self._stale(key):
                     continue
+                self._jobs[key] = job
+                file = self._files[key[0]]
+                file.started = file.started or time.perf_counter()
                 self._inflight[actor.run.remote(key, job, self._hub)] = (actor, key)
                 load[id(actor)] += 1
 
@@ -294,8 +306,13 @@ class _Run:
             outcome: Outcome = self._ray.get(ref)
         except self._ray.exceptions.RayActorError:
             # The actor died more often than it may be restarted (a decoder crashing on a damaged
-            # file does, every time): its file fails, a fresh actor takes its place.
+            # file does, every time). A fresh actor takes its place; the job waiting behind the
+            # culprit on that actor died with it, so every job gets one more try before its file fails.
             self._replace(actor)
+            self._deaths[key] = self._deaths.get(key, 0) + 1
+            if self._deaths[key] < 2 and not self._stale(key):
+                self._pending.appendleft((key, self._jobs[key]))
+                return
             crash = WorkerCrashedError("a worker died on this file repeatedly; the file is probably damaged")
             crash.path = self._files[key[0]].task.source
             outcome = JobFailed(key, crash.one_line(), crash.exit_code)
@@ -328,7 +345,7 @@ class _Run:
                 self._queue_join(i)
         elif kind == "join":
             results = [(p, file.results[p.number]) for p in file.parts]
-            seconds = time.perf_counter() - file.started
+            seconds = time.perf_counter() - (file.started or time.perf_counter())
             summary = merge_summary(file.task.source, file.task.output, results, seconds)
             self._finish(i, self._made(i, "joined"), summary)
 
@@ -368,28 +385,30 @@ class _Run:
         self._queue_whole(i)
 
     def _report_progress(self) -> None:
-        done: dict[JobKey, int] = self._ray.get(self._hub.snapshot.remote())
-        totals: dict[int, int] = {}
-        for key, count in done.items():
+        snapshot: dict[JobKey, tuple[int, int]] = self._ray.get(self._hub.snapshot.remote())
+        done: dict[int, int] = {}
+        expected: dict[int, int] = {}
+        for key, (count, total) in snapshot.items():
             if not self._stale(key) and key[2] != "join":
-                totals[key[0]] = totals.get(key[0], 0) + count
-        for i, count in totals.items():
+                done[key[0]] = done.get(key[0], 0) + count
+                expected[key[0]] = expected.get(key[0], 0) + total
+        for i, count in done.items():
             if self._last_done.get(i) != count:
                 self._last_done[i] = count
-                self._on_event(Progress(i, count, self._files[i].frames))
+                self._on_event(Progress(i, count, self._files[i].frames or expected[i]))
 
 
 class _ProgressHub:
     """A tiny actor that workers tell how far they are; the driver reads it a few times a second."""
 
     def __init__(self) -> None:
-        self._done: dict[JobKey, int] = {}
+        self._done: dict[JobKey, tuple[int, int]] = {}
 
-    def update(self, key: JobKey, done: int) -> None:
-        """Record frames done for a job."""
-        self._done[key] = done
+    def update(self, key: JobKey, done: int, total: int) -> None:
+        """Record frames done (of total) for a job."""
+        self._done[key] = (done, total)
 
-    def snapshot(self) -> dict[JobKey, int]:
+    def snapshot(self) -> dict[JobKey, tuple[int, int]]:
         """Frames done per job so far."""
         return dict(self._done)
 

@@ -116,7 +116,7 @@ class VeilWorker:
             now = time.monotonic()
             if now - last >= PROGRESS_INTERVAL_S or done == total:
                 last = now
-                hub.update.remote(key, done)  # fire and forget
+                hub.update.remote(key, done, total)  # fire and forget
 
         if isinstance(job, WholeJob):
             return run_task(job.task, engine, progress).summary()

@@ -263,7 +263,8 @@ class Services:
 
 
 def _record_control(actions: ActionLog, event: ControlEvent) -> None:
-    actions.record(ActionRecord(event.at, event.actor, event.role, event.kind, event.camera, dict(event.details)))
+    kind = f"control.{event.kind}"  # granted, queued, released, left, expired, takeover, refused
+    actions.record(ActionRecord(event.at, event.actor, event.role, kind, event.camera, dict(event.details)))
 
 
 def _load_vault(config: ServeConfig) -> VaultPublic | None:

@@ -72,6 +72,7 @@ def cameras(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRo
         published = services.cameras[camera.name].latest()
         if published is None:
             raise HTTPException(503, "no veiled frame yet")
+        services.record("view.snapshot", viewer.name, viewer.role, camera.name)
         return Response(published.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @router.post("/{name}/control/request")

@@ -102,14 +102,17 @@ def recordings(services: Services) -> APIRouter:
             "log_index": index,
         }
 
-    @router.get("/exports/{export_id}.{kind}")
-    def export_file(export_id: str, kind: str, viewer: CurrentViewer) -> FileResponse:
+    @router.get("/exports/{file_name}")
+    def export_file(file_name: str, viewer: CurrentViewer) -> FileResponse:
         _may_play(viewer)
-        if not re.fullmatch(r"[0-9a-f]{16}", export_id) or kind not in ("mp4", "manifest.json"):
+        match = re.fullmatch(r"([0-9a-f]{16})\.(mp4|manifest\.json)", file_name)
+        if match is None:
             raise HTTPException(404, "no such export")
+        export_id, kind = match.groups()
         path = _inside(services.config.server.data_dir, _exports(services) / f"{export_id}.{kind}")
         if not path.is_file():
             raise HTTPException(404, "no such export")
+        services.record("export.fetch", viewer.name, viewer.role, None, export=export_id, file=kind)
         media = "video/mp4" if kind == "mp4" else "application/json"
         headers = {"Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{export_id}.{kind}"'}
         return FileResponse(path, media_type=media, headers=headers)

@@ -70,6 +70,7 @@ def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
 
     @router.post("/logout")
     def logout(viewer: CurrentViewer) -> JSONResponse:
+        services.record("logout", viewer.name, viewer.role)
         services.sessions.revoke(viewer.session_token)
         response = JSONResponse({"ok": True})
         response.delete_cookie(SESSION_COOKIE, path="/")
