@@ -69,14 +69,15 @@ def recordings(services: Services) -> APIRouter:
     def export(name: str, body: ExportBody, viewer: CurrentViewer) -> dict[str, Any]:
         camera = camera_for(services, name, viewer)
         _may_play(viewer)
-        if not 0 < body.end - body.start <= MAX_EXPORT_S:
+        end = min(body.end, time.time())  # nothing is recorded in the future
+        if not 0 < end - body.start <= MAX_EXPORT_S:
             raise HTTPException(400, f"an export covers more than nothing and at most {MAX_EXPORT_S / 60:.0f} minutes")
         try:
-            clip, frames = encode_mp4(recorded_frames(services.segments, camera.name, body.start, body.end), camera.fps)
+            clip, frames = encode_mp4(recorded_frames(services.segments, camera.name, body.start, end), camera.fps)
         except StorageError as exc:
             raise HTTPException(404, exc.one_line()) from exc
         export_id = secrets.token_hex(8)
-        start_us, end_us = round(body.start * 1e6), round(body.end * 1e6)
+        start_us, end_us = round(body.start * 1e6), round(end * 1e6)
         digest = hashlib.sha256(clip).hexdigest()
         # Logged before it exists for anyone: the manifest proves this very entry.
         index = services.record(

@@ -1,12 +1,12 @@
 // Playback of veiled recordings by time (every playback is recorded).
-import { header, me } from "/static/common.js";
+import { header, me, post } from "/static/common.js";
 
 const name = decodeURIComponent(location.pathname.split("/").pop());
 const user = await me();
 header(user, `veilwatch — recordings of ${name}`);
 document.querySelector("#title").textContent = `recordings · ${name}`;
 const local = (date) => new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-document.querySelector("#from").value = local(new Date(Date.now() - 3600 * 1000));
+document.querySelector("#from").value = local(new Date(Date.now() - 600 * 1000));
 document.querySelector("#to").value = local(new Date(Date.now() + 60 * 1000));
 
 async function load() {
@@ -29,4 +29,21 @@ async function load() {
   }
 }
 document.querySelector("#load").addEventListener("click", load);
+document.querySelector("#export").addEventListener("click", async () => {
+  const out = document.querySelector("#exported");
+  out.textContent = "exporting…";
+  try {
+    const made = await post(`/api/cameras/${name}/exports`, {
+      start: new Date(document.querySelector("#from").value).getTime() / 1000,
+      end: new Date(document.querySelector("#to").value).getTime() / 1000,
+    }, user.csrf);
+    out.replaceChildren();
+    for (const [href, text] of [[made.clip_url, "clip"], [made.manifest_url, "manifest"]]) {
+      const link = document.createElement("a");
+      link.href = href; link.textContent = text; link.download = "";
+      out.append(link, " ");
+    }
+    out.append(`log entry ${made.log_index}; check with: veilwatch audit verify-export CLIP --key …`);
+  } catch (e) { out.textContent = e.message; }
+});
 load();

@@ -3,6 +3,7 @@ import { header, me, roomSocket, watchersText } from "/static/common.js";
 
 const user = await me();
 header(user);
+if (user.staff) document.querySelector("#unmask-link").hidden = false;
 const grid = document.querySelector("#grid");
 const cameras = await (await fetch("/api/cameras")).json();
 for (const camera of cameras) {
