@@ -95,8 +95,10 @@ def clip_paths(names: list[str] | None, resolutions: list[str]) -> list[tuple[st
         if names and not any(n in path.stem for n in names):
             continue
         for res in resolutions:
-            resized = REPO / "bench" / "out" / "clips" / f"{path.stem}-{RESOLUTIONS[res]}.mp4"
-            candidate = path if res == "native" else resized
+            if res == "native":
+                candidate = path
+            else:
+                candidate = REPO / "bench" / "out" / "clips" / f"{path.stem}-{RESOLUTIONS[res]}.mp4"
             if candidate.exists():
                 found.append((key, res, candidate))
     return found

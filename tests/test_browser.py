@@ -152,11 +152,11 @@ def test_steering_moves_the_view(room: tuple[str, Services], browser: Any) -> No
     page.click("#request")
     _wait(page, "document.querySelector('#lease').textContent.startsWith('you steer')", 5.0)
     before = _image(page.locator("#live").screenshot())
-    page.click("[aria-label='zoom in']")
-    page.click("[aria-label='zoom in']")
-    deadline = time.time() + 5
-    while services.cameras["hall"].view.zoom < 2 and time.time() < deadline:
-        time.sleep(0.05)
+    for wanted in (1.5, 2.0):  # one click at a time: a busy machine may still be answering the last one
+        page.click("[aria-label='zoom in']")
+        deadline = time.time() + 10
+        while services.cameras["hall"].view.zoom < wanted and time.time() < deadline:
+            time.sleep(0.05)
     assert services.cameras["hall"].view.zoom >= 2
     time.sleep(1.0)
     after = _image(page.locator("#live").screenshot())

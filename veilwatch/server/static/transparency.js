@@ -15,7 +15,8 @@ if (data.vault) {
   document.querySelector("#holders").textContent = "No key vault is configured: raw faces are not kept at all.";
 }
 for (const camera of data.cameras) {
-  row("#cameras", [camera.name, camera.location, camera.purpose, `${camera.retention_days} days`,
+  row("#cameras", [camera.name, camera.location, camera.purpose,
+    `${camera.retention_days} day${camera.retention_days === 1 ? "" : "s"}`,
     camera.steerable ? "yes" : "no", String(camera.watching)]);
 }
 if (!data.unmasks.length) row("#unmasks", ["none so far", "", "", "", "", "", ""]);
