@@ -227,3 +227,22 @@ def _open_with_one_share(public: VaultPublic, bundle: bytes, passphrase: str, bl
     with unlock_bundle(bundle, passphrase) as unlocked:
         share = unlocked.share(day)
     return open_sealed(blob, X25519PrivateKey.from_private_bytes(share[:32].ljust(32, b"\0")), b"")
+
+
+def test_a_region_reveals_only_the_faces_it_touches(recorded: Recorded, vault: Any) -> None:
+    public, bundles = vault
+    desk = _desk(recorded, public, Events())
+    start, end = recorded.start, recorded.start + 0.45
+    elsewhere = (100, 60, 160, 96)  # the lower right corner: the face (40..96, 24..64) is not in it
+    for region, revealed in ((elsewhere, False), ((50, 30, 60, 40), True)):
+        asked = desk.ask("hall", start, end, "only the person at the counter, please", "olga", "operator", region)
+        request = desk.request(asked.id)
+        assert request.region == region and str(list(region)) in request.summary()
+        for holder in (1, 2):
+            made = approve(bundles[holder], HOLDERS[holder].passphrase, request, int(time.time()))
+            desk.approve(asked.id, made, "olga", "operator")
+        frames = _decode(desk.clip(asked.id, "olga", "operator").data)
+        errors = [_face_error(frame, recorded.raw[i]) for i, frame in enumerate(frames)]
+        assert (max(errors) < 12) if revealed else (min(errors) > 40), (region, errors)
+    with pytest.raises(VaultError, match="region"):
+        desk.ask("hall", start, end, "a reason that is long enough", "olga", "operator", (10, 10, 5, 20))

@@ -11,6 +11,7 @@
     ├── ConfigError                     a setting is invalid                       (exit 2)
     ├── WorkerCrashedError              an isolated worker died (e.g. a decoder segfault)
     ├── StorageError                    the database or the recordings cannot be used
+    ├── PTZError                        a camera's ONVIF PTZ head cannot be reached or refuses a move
     ├── UserError                       a user name, password or role is rejected  (exit 2; also ValueError)
     │   └── UnknownUserError            ... there is no such user (also LookupError)
     ├── AuditError                      the tamper-evident log cannot append, sign or prove (exit 7)
@@ -95,6 +96,14 @@ class StorageError(VeilwatchError):
     """The database or the recordings store cannot be opened or used."""
 
     exit_code = 1
+
+
+class PTZError(VeilwatchError):
+    """A camera's real PTZ head (ONVIF) cannot be reached, refuses the credentials, or refuses a move."""
+
+    def __init__(self, message: str, *, camera: str) -> None:
+        self.camera = camera
+        super().__init__(message)
 
 
 class UserError(VeilwatchError, ValueError):

@@ -350,12 +350,15 @@ def unmask_ask(
     end: Annotated[str, typer.Option(help="End (ISO 8601 or Unix seconds).")],
     reason: Annotated[str, typer.Option(help="Why: shown publicly on the transparency page.")],
     out: Annotated[Path, typer.Option("--out", help="Where to save the request file for the key holders.")],
+    region: Annotated[
+        str | None, typer.Option(help="Reveal only faces touching x0,y0,x1,y1 (pixels); default: every face.")
+    ] = None,
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Ask for an unmask (logged, public) and save the request file the key holders approve."""
     from veilwatch.cli.unmask import ask
 
-    raise typer.Exit(_guarded(lambda: ask(server, user, password_stdin, camera, start, end, reason, out)))
+    raise typer.Exit(_guarded(lambda: ask(server, user, password_stdin, camera, start, end, reason, out, region)))
 
 
 @unmask_app.command("hand-in")

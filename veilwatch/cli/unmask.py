@@ -46,9 +46,11 @@ class DeskClient:
         self._check(answer)
         self._client.headers["X-CSRF-Token"] = answer.json()["csrf"]
 
-    def ask(self, camera: str, start: float, end: float, reason: str) -> dict[str, Any]:
+    def ask(
+        self, camera: str, start: float, end: float, reason: str, region: list[int] | None = None
+    ) -> dict[str, Any]:
         """Make an unmask request; the server's description of it."""
-        body = {"camera": camera, "start": start, "end": end, "reason": reason}
+        body = {"camera": camera, "start": start, "end": end, "reason": reason, "region": region}
         return dict(self._check(self._client.post("/api/unmask", json=body)).json())
 
     def request_file(self, request_id: str) -> bytes:
@@ -89,11 +91,35 @@ def _password(password_stdin: bool, user: str) -> str:
     return getpass.getpass(f"password for {user}: ")
 
 
-def ask(server: str, user: str, password_stdin: bool, camera: str, start: str, end: str, reason: str, out: Path) -> int:
+def parse_region(text: str | None) -> list[int] | None:
+    """x0,y0,x1,y1 in pixels, or None."""
+    if not text:
+        return None
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise InputError(f"not a region: {text!r} (use x0,y0,x1,y1 in pixels)")
+    return values
+
+
+def ask(
+    server: str,
+    user: str,
+    password_stdin: bool,
+    camera: str,
+    start: str,
+    end: str,
+    reason: str,
+    out: Path,
+    region: str | None = None,
+) -> int:
     """Ask for an unmask and save the request file for the key holders."""
+    area = parse_region(region)
     client = DeskClient(server, user, _password(password_stdin, user))
     try:
-        made = client.ask(camera, parse_time(start), parse_time(end), reason)
+        made = client.ask(camera, parse_time(start), parse_time(end), reason, area)
         _write(out, client.request_file(made["id"]))
     finally:
         client.close()

@@ -234,7 +234,7 @@ class _Run:
                 timing = video_timing(self._settings, index.rate)
                 target = target_part_frames(seconds, actors, index.rate, self._options.split)
                 file.parts = plan_parts(index, timing, target, self._options.split)
-            if len(file.parts) > 1 and index is not None:
+            if len(file.parts) > 1 and index is not None and actors > 1:  # one actor gains nothing from parts
                 self._queue_parts(i, index)
             else:
                 file.parts = []

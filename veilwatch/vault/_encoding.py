@@ -123,6 +123,17 @@ class Fields:
             self.fail(f"{name} must be a list")
         return value
 
+    def region(self, name: str) -> tuple[int, int, int, int] | None:
+        """An optional rectangle [x0, y0, x1, y1] of non-negative integers with x0 < x1, y0 < y1 (null: none)."""
+        value = self._get(name)
+        if value is None:
+            return None
+        ok = isinstance(value, list) and len(value) == 4
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100_000 for v in value)
+        if not ok or not (value[0] < value[2] and value[1] < value[3]):
+            self.fail(f"{name} must be null or [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+        return (value[0], value[1], value[2], value[3])
+
     def mapping(self, name: str) -> dict[str, Any]:
         """An object field."""
         value = self._get(name)

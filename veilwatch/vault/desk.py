@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from veilwatch.clips.recorded import encode_mp4, recorded_frames
-from veilwatch.clips.unmask import reveal
+from veilwatch.clips.unmask import Region, reveal
 from veilwatch.errors import StorageError, VaultError
 from veilwatch.storage.recordings import SegmentIndex
 from veilwatch.storage.sealed_faces import SealedFaceStore
@@ -93,8 +93,17 @@ class UnmaskDesk:
 
     # --- asking ------------------------------------------------------------------------------------
 
-    def ask(self, camera: str, start: float, end: float, reason: str, requester: str, role: str) -> StoredRequest:
-        """Make, log and store a request; VaultError with one line when it is not acceptable."""
+    def ask(
+        self,
+        camera: str,
+        start: float,
+        end: float,
+        reason: str,
+        requester: str,
+        role: str,
+        region: tuple[int, int, int, int] | None = None,
+    ) -> StoredRequest:
+        """Make, log and store a request (faces touching `region`, or all); VaultError with one line if refused."""
         now = self._clock()
         reason = " ".join(reason.split())
         if len(reason) < MIN_REASON:
@@ -114,6 +123,7 @@ class UnmaskDesk:
             requester=requester,
             now=int(now),
             lifetime_s=int(self._request_ttl_s),
+            region=region,
         )
         stored = StoredRequest(
             id=request.id,
@@ -140,6 +150,7 @@ class UnmaskDesk:
             end_us=request.end_us,
             reason=reason,
             request_sha256=request.digest().hex(),
+            region=list(region) if region else None,
         )
         self._store.create(stored)
         with self._lock:
@@ -236,7 +247,8 @@ class UnmaskDesk:
         finally:
             del private
         frames = recorded_frames(self._segments, stored.camera, stored.start_at, stored.end_at)
-        data, count = encode_mp4(reveal(frames, chunks, None), self._fps_of(stored.camera))
+        region = Region(*request.region) if request.region else None
+        data, count = encode_mp4(reveal(frames, chunks, region), self._fps_of(stored.camera))
         digest = hashlib.sha256(data).hexdigest()
         self._record(
             "unmask.execute",

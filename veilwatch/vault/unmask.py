@@ -74,6 +74,9 @@ class UnmaskRequest:
     expires: int
     days: tuple[str, ...]  # exactly the days [start_us, end_us) touches: no holder hands over more
     request_public_key: bytes  # X25519; approvals seal their shares to it
+    # The faces to reveal: those whose veils touch this rectangle of the picture (x0, y0, x1, y1 in
+    # the camera's output pixels); None reveals every face in the range. All others stay veiled.
+    region: tuple[int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if not _ID.fullmatch(self.id) or not _ID.fullmatch(self.vault_id):
@@ -88,6 +91,10 @@ class UnmaskRequest:
             raise ValueError("a request must expire after it is made")
         if len(self.request_public_key) != KEY_SIZE:
             raise ValueError("the request key is a 32-byte X25519 public key")
+        if self.region is not None:
+            x0, y0, x1, y1 = self.region
+            if not (0 <= x0 < x1 and 0 <= y0 < y1):
+                raise ValueError("a request's region is x0, y0, x1, y1 with 0 <= x0 < x1 and 0 <= y0 < y1")
 
     def canonical(self) -> bytes:
         """The request's one byte encoding (also its file form)."""
@@ -106,6 +113,7 @@ class UnmaskRequest:
                 "expires": self.expires,
                 "days": list(self.days),
                 "request_public_key": b64e(self.request_public_key),
+                "region": list(self.region) if self.region is not None else None,
             }
         )
 
@@ -125,6 +133,7 @@ class UnmaskRequest:
             f"  requester  {self.requester}\n"
             f"  expires    {_when(self.expires)}\n"
             f"  days       {', '.join(self.days)}\n"
+            f"  faces      {'those touching ' + str(list(self.region)) if self.region else 'all in the range'}\n"
             f"  digest     {self.digest().hex()}"
         )
 
@@ -147,6 +156,7 @@ class UnmaskRequest:
                 expires=f.integer("expires"),
                 days=tuple(check_epoch(d) if isinstance(d, str) else f.fail("days must be text") for d in days),
                 request_public_key=f.blob("request_public_key", size=KEY_SIZE),
+                region=f.region("region"),
             )
         except ValueError as exc:
             if isinstance(exc, VaultError):
@@ -166,6 +176,7 @@ _REQUEST_KEYS = (
     "expires",
     "days",
     "request_public_key",
+    "region",
 )
 
 
@@ -179,6 +190,7 @@ def new_request(
     requester: str,
     now: int,
     lifetime_s: int = DEFAULT_REQUEST_LIFETIME_S,
+    region: tuple[int, int, int, int] | None = None,
 ) -> tuple[UnmaskRequest, X25519PrivateKey]:
     """A new request and its private key (keep the key in memory only; VaultError if the vault lacks a day)."""
     try:
@@ -201,6 +213,7 @@ def new_request(
             expires=now + lifetime_s,
             days=days,
             request_public_key=key.public_key().public_bytes_raw(),
+            region=region,
         )
     except ValueError as exc:
         raise VaultError(f"invalid unmask request: {exc}") from None

@@ -83,7 +83,15 @@ def _unmask(request: StoredRequest) -> dict[str, Any]:
         "status": request.status,
         "created_at": request.created_at,
         "finished_at": request.finished_at,
+        "region": _region(request),
     }
+
+
+def _region(request: StoredRequest) -> list[int] | None:
+    from veilwatch.vault.unmask import UnmaskRequest
+
+    region = UnmaskRequest.from_json(request.canonical).region
+    return list(region) if region else None
 
 
 def _watched(services: Services) -> list[dict[str, Any]]:

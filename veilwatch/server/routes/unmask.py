@@ -32,6 +32,9 @@ class AskBody(BaseModel):
     start: float = Field(description="UTC seconds")
     end: float = Field(description="UTC seconds")
     reason: str = Field(max_length=2000)
+    region: tuple[int, int, int, int] | None = Field(
+        None, description="reveal only faces touching x0, y0, x1, y1 (output pixels); none: every face"
+    )
 
 
 class ShareBody(BaseModel):
@@ -63,7 +66,7 @@ def unmask(services: Services) -> APIRouter:
         desk = desk_for(viewer)
         camera = camera_for(services, body.camera, viewer)
         try:
-            stored = desk.ask(camera.name, body.start, body.end, body.reason, viewer.name, viewer.role)
+            stored = desk.ask(camera.name, body.start, body.end, body.reason, viewer.name, viewer.role, body.region)
         except VaultError as exc:
             raise HTTPException(400, exc.one_line()) from exc
         return _request_json(services, desk, stored, viewer.name)
@@ -117,6 +120,13 @@ def unmask(services: Services) -> APIRouter:
     return router
 
 
+def _region(stored: StoredRequest) -> list[int] | None:
+    from veilwatch.vault.unmask import UnmaskRequest
+
+    region = UnmaskRequest.from_json(stored.canonical).region
+    return list(region) if region else None
+
+
 def _desk(services: Services, viewer: Viewer) -> UnmaskDesk:
     if viewer.role not in STAFF_ROLES:
         raise HTTPException(403, "unmasking is for staff")
@@ -150,5 +160,6 @@ def _request_json(services: Services, desk: UnmaskDesk, stored: StoredRequest, v
         "approvals": approvals,
         "approvers": list(stored.approvers),
         "note": stored.note,
+        "region": _region(stored),
         "clip_url": f"/api/unmask/{stored.id}/clip.mp4" if mine else None,
     }

@@ -21,7 +21,8 @@ for (const camera of data.cameras) {
 }
 if (!data.unmasks.length) row("#unmasks", ["none so far", "", "", "", "", "", ""]);
 for (const u of data.unmasks) {
-  row("#unmasks", [when(u.created_at), u.camera, `${when(u.start)} – ${when(u.end)}`, u.reason, u.requester,
+  const range = `${when(u.start)} – ${when(u.end)}` + (u.region ? ` (faces in ${u.region.join(",")})` : "");
+  row("#unmasks", [when(u.created_at), u.camera, range, u.reason, u.requester,
     u.approvers.join(", ") || "—", u.status]);
 }
 for (const w of data.watched) row("#watched", [when(w.at), w.actor, w.kind, w.camera || ""]);

@@ -25,7 +25,8 @@ async function load() {
   for (const r of data.requests) {
     const tr = document.createElement("tr");
     tr.dataset.request = r.id;
-    const cells = [when(r.created_at), r.camera, `${when(r.start)} – ${when(r.end)}`, r.reason, r.requester,
+    const range = `${when(r.start)} – ${when(r.end)}` + (r.region ? ` (faces in ${r.region.join(",")})` : "");
+    const cells = [when(r.created_at), r.camera, range, r.reason, r.requester,
       `${r.approvals.length} of ${data.k}: ${r.approvals.join(", ")}`, r.status];
     for (const text of cells) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
     const actions = document.createElement("td");
@@ -66,6 +67,8 @@ document.querySelector("#ask").addEventListener("submit", async (event) => {
       start: new Date(document.querySelector("#start").value).getTime() / 1000,
       end: new Date(document.querySelector("#end").value).getTime() / 1000,
       reason: document.querySelector("#reason").value,
+      region: document.querySelector("#region").value.trim()
+        ? document.querySelector("#region").value.split(",").map((v) => Number(v.trim())) : null,
     }, user.csrf);
     await load();
   } catch (e) { error.textContent = e.message; }
