@@ -14,8 +14,12 @@ the oldest, deadline 0.5 s). After `--warmup` seconds it measures for `--seconds
   decoded and every ground-truth face in it is scored with veil_check.py's measure (high-pass
   detail correlation with the raw frame, inner 80 % of the box); >= 0.3 counts as shown.
 
+With `--record`, each camera also records what `veilwatch serve` records: veiled 10-second H.264
+segments (the real recorder, SQLite index, a temporary data folder); with `--vault` as well, the raw
+face regions are sealed too, as with a configured key vault (a throw-away 2-of-3 vault).
+
 Run from the repository root, with the project's virtualenv active (the machine otherwise idle):
-    python bench/live.py --cameras 1 2 4 --seconds 30
+    python bench/live.py --cameras 1 2 4 --seconds 30 [--record [--vault]]
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -36,8 +42,15 @@ from PIL import Image, ImageFilter
 from veilwatch.config import LiveDetectorConfig
 from veilwatch.live.pipeline import CameraPipeline, CameraStats, LiveSettings, PublishedFrame
 from veilwatch.pipeline.engine import Engine
+from veilwatch.server.services import RecorderSink
 from veilwatch.settings import AnonymizeSettings
 from veilwatch.sources.demo import DemoSource
+from veilwatch.storage.db import Database
+from veilwatch.storage.recorder import SegmentRecorder
+from veilwatch.storage.recordings import SegmentIndex
+from veilwatch.storage.sealed_faces import FaceChunkWriter, SealedFaceStore
+from veilwatch.vault.bundle import HolderSpec, KdfParams, create_vault
+from veilwatch.vault.sealing import seal
 
 VEILED = 0.3
 
@@ -115,10 +128,57 @@ def faces_shown(demo: DemoSource, frames: list[PublishedFrame]) -> tuple[int, in
     return checked, shown
 
 
-def measure(engine: Engine, cameras: int, warmup: float, seconds: float, sample: int) -> list[CameraResult]:
+class Recording:
+    """What `veilwatch serve` adds per camera: a recorder sink (and, with a vault, sealed raw faces)."""
+
+    def __init__(self, vault: bool) -> None:
+        self.folder = tempfile.TemporaryDirectory(prefix="veilwatch-live-bench-")
+        data = Path(self.folder.name)
+        self.db = Database.open(data / "veilwatch.sqlite3")
+        self.segments = SegmentIndex(self.db, data)
+        self.faces = SealedFaceStore(self.db, data)
+        self.sinks: list[RecorderSink] = []
+        self.vault = None
+        if vault:
+            holders = [HolderSpec(n, f"bench passphrase {n}") for n in ("ana", "ben", "chi")]
+            light = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
+            self.vault = create_vault(holders, 2, datetime.now(UTC).date(), days=2, kdf=light)[0]
+
+    def sink(self, name: str) -> RecorderSink:
+        """A recorder sink for one camera, as Services builds it."""
+        recorder = SegmentRecorder(name, Path(self.folder.name), self.segments, 10.0, 1280, 720)
+        faces = None
+        if self.vault is not None:
+            vault = self.vault
+            faces = FaceChunkWriter(name, self.faces, lambda day, data, ad: seal(data, vault.epoch_key(day), ad))
+        made = RecorderSink(recorder, name, faces)
+        self.sinks.append(made)
+        return made
+
+    def close(self) -> None:
+        """Finish the recordings and remove them."""
+        for made in self.sinks:
+            made.close()
+        self.db.close()
+        self.folder.cleanup()
+
+
+def measure(
+    engine: Engine, cameras: int, warmup: float, seconds: float, sample: int, recording: Recording | None
+) -> list[CameraResult]:
     """Run `cameras` demo cameras on one engine and return each one's figures."""
     demos = [DemoSource(seed=i, people=6) for i in range(cameras)]
-    pipelines = [CameraPipeline(f"cam{i}", demo, engine, LiveSettings()) for i, demo in enumerate(demos)]
+    keep = recording is not None and recording.vault is not None
+    pipelines = [
+        CameraPipeline(
+            f"cam{i}",
+            demo,
+            engine,
+            LiveSettings(keep_raw_faces=keep),
+            [recording.sink(f"cam{i}")] if recording is not None else [],
+        )
+        for i, demo in enumerate(demos)
+    ]
     for pipeline in pipelines:
         pipeline.start()
     try:
@@ -170,6 +230,8 @@ def main() -> None:
     parser.add_argument("--min-face", type=float, default=live.min_face)
     parser.add_argument("--full-scan-seconds", type=float, default=live.full_scan_seconds)
     parser.add_argument("--sample", type=int, default=5, help="check every n-th published frame for faces")
+    parser.add_argument("--record", action="store_true", help="also record, as veilwatch serve does")
+    parser.add_argument("--vault", action="store_true", help="with --record: also seal the raw faces")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     detector = live.model_copy(update={"min_face": args.min_face, "full_scan_seconds": args.full_scan_seconds})
@@ -177,7 +239,12 @@ def main() -> None:
     report: dict[str, list[dict[str, object]]] = {}
     print("cameras camera fps_in fps_out lat_p99_ms det_mean_ms det_p99_ms drops withheld faces shown")
     for count in args.cameras:
-        results = measure(engine, count, args.warmup, args.seconds, args.sample)
+        recording = Recording(args.vault) if args.record else None
+        try:
+            results = measure(engine, count, args.warmup, args.seconds, args.sample, recording)
+        finally:
+            if recording is not None:
+                recording.close()
         report[str(count)] = [asdict(r) for r in results]
         for r in results:
             print(

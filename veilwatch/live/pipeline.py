@@ -12,7 +12,8 @@ still warming up, a new view or resolution being searched — is withheld: viewe
 raw pixels) and sinks get nothing. If veiling raises, the veiler is dropped and rebuilt after a
 backoff (0.5 s doubling to 10 s); until then every frame is withheld. A new view or frame size
 rebuilds the veiler too, and its first frame is searched at every pyramid level, so nothing is
-published before the whole new view has been searched.
+published before the whole new view has been searched. A real PTZ head's move (`hold_for_motion`)
+does the same once the head is still, and withholds every frame captured while it moves.
 
 Sinks (the recorder) get each published veiled frame's RGB pixels, read-only, on the veil thread:
 they must not block (hand the frame to a bounded queue of their own); one that raises is counted
@@ -237,6 +238,7 @@ class CameraPipeline:
         self._view_lock = threading.Lock()
         self._view = PTZView()
         self._view_version = 0
+        self._still_from = -math.inf  # a real PTZ head moved: frames captured before this are withheld
         # Publication: the latest frame, and a condition for streams waiting for the next one.
         self._published = threading.Condition()
         self._latest: PublishedFrame | None = None
@@ -326,6 +328,12 @@ class CameraPipeline:
                 self._view = view
                 self._view_version += 1
 
+    def hold_for_motion(self, seconds: float) -> None:
+        """A real PTZ head moves: withhold frames captured in the next `seconds`, then search the picture in full."""
+        with self._view_lock:
+            self._still_from = max(self._still_from, time.monotonic() + seconds)
+            self._view_version += 1  # a new veiler (full first search) for the first frame after the hold
+
     def stats(self) -> CameraStats:
         """Rates, latencies and counters now."""
         now = time.monotonic()
@@ -398,7 +406,10 @@ class CameraPipeline:
         if time.monotonic() - captured.captured_at > self.settings.deadline_s:
             self._withhold(captured)  # already too old: spend nothing on it
             return
-        view = self._view_and_version()
+        view, still_from = self._view_and_hold()
+        if captured.captured_at < still_from:
+            self._withhold(captured)  # captured while the real head moved: not the picture that will be searched
+            return
         try:
             veiled = self._veil(captured, view)
         except Exception as exc:
@@ -417,10 +428,10 @@ class CameraPipeline:
         self._record_success(captured, detector_ms, now)
         self._feed_sinks(captured, frame, pixels, view[0], raw_faces)
 
-    def _view_and_version(self) -> tuple[PTZView, int]:
-        """The current view and how many times it has changed (one consistent pair)."""
+    def _view_and_hold(self) -> tuple[tuple[PTZView, int], float]:
+        """The current view, how many times it (or the real head) changed, and when the head was last still."""
         with self._view_lock:
-            return self._view, self._view_version
+            return (self._view, self._view_version), self._still_from
 
     def _veil(
         self, captured: CapturedFrame, view: tuple[PTZView, int]
