@@ -126,7 +126,7 @@ class OnvifDevice:
                 self.auth_failures += 1
             return 400, _fault("env:Sender", "ter:NotAuthorized", "Sender not Authorized")
         request = Request(operation, _flatten(call), time.monotonic())
-        handler = getattr(self, f"_op_{operation}", None)
+        handler = self._operations().get(operation)
         if handler is None or not self._supported(operation):
             return 400, _fault("env:Receiver", "ter:ActionNotSupported", f"{operation} is not supported")
         if self.on_request is not None:
@@ -134,6 +134,20 @@ class OnvifDevice:
         with self._lock:
             self.requests.append(request)
             return 200, _envelope(handler(request.params))
+
+    def _operations(self) -> dict[str, Callable[[dict[str, str]], str]]:
+        return {
+            "GetServices": self._get_services,
+            "GetCapabilities": self._get_capabilities,
+            "GetProfiles": self._get_profiles,
+            "GetNode": self._get_node,
+            "RelativeMove": self._relative_move,
+            "ContinuousMove": self._continuous_move,
+            "Stop": self._stop,
+            "AbsoluteMove": self._absolute_move,
+            "GotoHomePosition": self._goto_home_position,
+            "GetStatus": self._get_status,
+        }
 
     def _supported(self, operation: str) -> bool:
         f = self.features
@@ -159,7 +173,7 @@ class OnvifDevice:
     def _xaddr(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/onvif/{path}"
 
-    def _op_GetServices(self, params: dict[str, str]) -> str:
+    def _get_services(self, params: dict[str, str]) -> str:
         services = ((TDS, "device_service"), (TRT, "media_service"), (TPTZ, "ptz_service"))
         entries = "".join(
             f"<tds:Service><tds:Namespace>{ns}</tds:Namespace><tds:XAddr>{self._xaddr(path)}</tds:XAddr>"
@@ -168,7 +182,7 @@ class OnvifDevice:
         )
         return f"<tds:GetServicesResponse>{entries}</tds:GetServicesResponse>"
 
-    def _op_GetCapabilities(self, params: dict[str, str]) -> str:
+    def _get_capabilities(self, params: dict[str, str]) -> str:
         return (
             "<tds:GetCapabilitiesResponse><tds:Capabilities>"
             f"<tt:Device><tt:XAddr>{self._xaddr('device_service')}</tt:XAddr></tt:Device>"
@@ -177,8 +191,9 @@ class OnvifDevice:
             "</tds:Capabilities></tds:GetCapabilitiesResponse>"
         )
 
-    def _op_GetProfiles(self, params: dict[str, str]) -> str:
-        relative = f"<tt:DefaultRelativePanTiltTranslationSpace>{GENERIC_PT}</tt:DefaultRelativePanTiltTranslationSpace>"
+    def _get_profiles(self, params: dict[str, str]) -> str:
+        tag = "tt:DefaultRelativePanTiltTranslationSpace"
+        relative = f"<{tag}>{GENERIC_PT}</{tag}>"
         return (
             '<trt:GetProfilesResponse><trt:Profiles token="profile_1" fixed="true"><tt:Name>main</tt:Name>'
             '<tt:PTZConfiguration token="ptz_config_1"><tt:Name>ptz</tt:Name><tt:UseCount>1</tt:UseCount>'
@@ -186,7 +201,7 @@ class OnvifDevice:
             "</tt:PTZConfiguration></trt:Profiles></trt:GetProfilesResponse>"
         )
 
-    def _op_GetNode(self, params: dict[str, str]) -> str:
+    def _get_node(self, params: dict[str, str]) -> str:
         f = self.features
         spaces = [_space("AbsolutePanTiltPositionSpace", "PanTiltSpaces/PositionGenericSpace", -1, 1, 2)]
         if f.zoom:
@@ -213,7 +228,7 @@ class OnvifDevice:
         head.zoom = _clamp(zoom, 0, 1)
         head.moving_until = time.monotonic() + self.features.move_s
 
-    def _op_RelativeMove(self, params: dict[str, str]) -> str:
+    def _relative_move(self, params: dict[str, str]) -> str:
         head = self.head
         scale = FOV_HALF_WIDTH if params.get("PanTilt@space") == FOV_PT else 1.0
         pan = head.pan + float(params.get("PanTilt@x", 0)) * scale
@@ -221,11 +236,11 @@ class OnvifDevice:
         self._moved(pan, tilt, head.zoom + float(params.get("Zoom@x", 0)))
         return "<tptz:RelativeMoveResponse/>"
 
-    def _op_ContinuousMove(self, params: dict[str, str]) -> str:
+    def _continuous_move(self, params: dict[str, str]) -> str:
         self.head.moving_until = float("inf")
         return "<tptz:ContinuousMoveResponse/>"
 
-    def _op_Stop(self, params: dict[str, str]) -> str:
+    def _stop(self, params: dict[str, str]) -> str:
         # The head moved at full speed (1 generic unit per second) since the ContinuousMove.
         since = next(r for r in reversed(self.requests[:-1]) if r.operation == "ContinuousMove")
         seconds = self.requests[-1].at - since.at if self.requests else 0.0
@@ -237,15 +252,16 @@ class OnvifDevice:
         )
         return "<tptz:StopResponse/>"
 
-    def _op_AbsoluteMove(self, params: dict[str, str]) -> str:
-        self._moved(float(params.get("PanTilt@x", 0)), float(params.get("PanTilt@y", 0)), float(params.get("Zoom@x", 0)))
+    def _absolute_move(self, params: dict[str, str]) -> str:
+        position = (float(params.get(key, 0)) for key in ("PanTilt@x", "PanTilt@y", "Zoom@x"))
+        self._moved(*position)
         return "<tptz:AbsoluteMoveResponse/>"
 
-    def _op_GotoHomePosition(self, params: dict[str, str]) -> str:
+    def _goto_home_position(self, params: dict[str, str]) -> str:
         self._moved(0.0, 0.0, 0.0)
         return "<tptz:GotoHomePositionResponse/>"
 
-    def _op_GetStatus(self, params: dict[str, str]) -> str:
+    def _get_status(self, params: dict[str, str]) -> str:
         head = self.head
         state = "MOVING" if time.monotonic() < head.moving_until else "IDLE"
         return (
@@ -257,7 +273,9 @@ class OnvifDevice:
 
 
 def _space(kind: str, uri: str, low: float, high: float, dims: int) -> str:
-    ranges = "".join(f"<tt:{axis}Range><tt:Min>{low}</tt:Min><tt:Max>{high}</tt:Max></tt:{axis}Range>" for axis in "XY"[:dims])
+    ranges = "".join(
+        f"<tt:{axis}Range><tt:Min>{low}</tt:Min><tt:Max>{high}</tt:Max></tt:{axis}Range>" for axis in "XY"[:dims]
+    )
     return f"<tt:{kind}><tt:URI>http://www.onvif.org/ver10/tptz/{uri}</tt:URI>{ranges}</tt:{kind}>"
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import text
@@ -68,8 +69,8 @@ def services(tmp_path_factory: pytest.TempPathFactory, shares: tuple[Path, list[
     running.stop()
 
 
-def _segments(services: Services) -> list[Any]:
-    return [s for s in services.segments.list("hall", 0, time.time()) if s.status == "complete"]
+def _segments(services: Services, camera: str = "hall") -> list[Any]:
+    return [s for s in services.segments.list(camera, 0, time.time()) if s.status == "complete"]
 
 
 @pytest.fixture()
@@ -190,7 +191,7 @@ def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
         (method, route.path)
         for route in client.app.routes  # type: ignore[attr-defined]
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
         if method == "POST" or route.path.endswith((".mp4", ".mjpg", ".jpg")) or "/exports/" in route.path
     }
     assert app_routes == set(actions), "a state-changing or media route without an entry in this table"
@@ -210,9 +211,8 @@ def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
     # The records name actions, never secrets: no password or passphrase in any leaf.
     everything = b"".join(services.audit.entries(0, services.audit.size()))
     assert PASSWORD.encode() not in everything and b"passphrase of" not in everything
-    assert all(
-        not is_public(route.endpoint) for route in client.app.routes if getattr(route, "path", "") == "/api/unmask"
-    )  # type: ignore[attr-defined]
+    routes = client.app.routes  # type: ignore[attr-defined]
+    assert all(not is_public(route.endpoint) for route in routes if getattr(route, "path", "") == "/api/unmask")
 
 
 def test_refusals_are_logged_too(client: TestClient, services: Services) -> None:
@@ -223,6 +223,19 @@ def test_refusals_are_logged_too(client: TestClient, services: Services) -> None
     assert client.get("/api/unmask").status_code == 403
     kinds = _new_kinds(services, before)
     assert kinds.count("auth.denied") >= 3
+
+
+def test_a_path_that_leads_nowhere_leaves_no_leaf(client: TestClient, services: Services) -> None:
+    before = services.audit.size()
+    # Every browser on the public page asks for /favicon.ico; scanners ask for anything. No route, no leaf:
+    # else anyone could grow the log for ever and write what they like into it.
+    assert client.get("/favicon.ico").status_code == 404
+    assert client.post("/wp-login.php", content=b"x").status_code == 404
+    assert client.get("/" + "anything-typed-in/" * 10).status_code == 404
+    assert client.get("/api/cameras").status_code == 401  # a real route still refuses, and is logged
+    entries = b"".join(services.audit.entries(before, services.audit.size()))
+    assert b"favicon" not in entries and b"wp-login" not in entries and b"anything-typed-in" not in entries
+    assert b'"path":"/api/cameras"' in entries
 
 
 def test_a_log_that_cannot_append_refuses_the_action(client: TestClient, services: Services) -> None:
@@ -242,6 +255,51 @@ def test_a_log_that_cannot_append_refuses_the_action(client: TestClient, service
         services.db.write(lambda s: s.execute(text("DROP TRIGGER no_room")))
     assert client.post("/api/cameras/hall/ptz", json={"pan": 0.1}).status_code == 200
     client.post("/api/cameras/hall/control/release")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"reason": "a long reason. " * 100}, "reason"),  # 1,500 characters: the form takes 2,000, a leaf 1,024
+        ({"start": -1e12, "end": -1e12 + 60}, "1970"),  # so far back that its day is no date
+        ({"region": [0, 0, 200_000, 10]}, "region"),  # stored, it would break every page that lists requests
+    ],
+)
+def test_an_unacceptable_unmask_request_is_one_line_4xx(
+    client: TestClient, services: Services, change: dict[str, Any], message: str
+) -> None:
+    _login(client, "otto")
+    segment = _segments(services)[0]
+    body = {"camera": "hall", "start": segment.start_at, "end": segment.end_at, "reason": "a stated reason", **change}
+    answer = client.post("/api/unmask", json=body)  # TestClient re-raises a server error: a 500 fails here
+    assert answer.status_code == 400 and message in answer.json()["detail"], answer.text
+    assert client.get("/api/unmask").status_code == 200 and client.get("/api/transparency").status_code == 200
+
+
+NO_ROOM = "CREATE TRIGGER no_room BEFORE INSERT ON audit_leaves BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+
+
+def test_first_run_set_up_makes_no_admin_without_its_leaf(tmp_path: Path) -> None:
+    from typing import cast
+
+    from veilwatch.pipeline.engine import Engine
+
+    config = ServeConfig(server=ServerConfig(data_dir=tmp_path))  # no camera: no model is loaded
+    fresh = Services.start(config, engine_factory=lambda: cast(Engine, None))
+    try:
+        client = TestClient(create_app(fresh))
+        body = {"name": "root", "password": PASSWORD, "token": fresh.setup_token}
+        fresh.db.write(lambda s: s.execute(text(NO_ROOM)))
+        refused = client.post("/api/setup", json=body)
+        assert refused.status_code == 503 and "set-cookie" not in refused.headers
+        assert fresh.users.count() == 0  # no admin whose creation the log never heard of
+        fresh.db.write(lambda s: s.execute(text("DROP TRIGGER no_room")))
+        made = client.post("/api/setup", json=body)
+        assert made.status_code == 200 and fresh.users.count() == 1
+        assert _new_kinds(fresh, 0)[-1] == "user.create"
+        assert client.post("/api/setup", json=body).status_code == 403  # once only
+    finally:
+        fresh.stop()
 
 
 # --- exports ------------------------------------------------------------------------------------
@@ -273,6 +331,24 @@ def test_an_export_verifies_offline_and_a_changed_clip_does_not(
 
     with pytest.raises(ExportError, match="not signed"):
         verify_export(clip, manifest, Signer.generate(services.audit.origin).verifier.vkey)
+    # What the check reports comes from the signed entry: a manifest that claims another range fails,
+    # and a malformed one is one ExportError line, never a traceback.
+    for path, value, message in [
+        (("start_us",), 0, "time range"),
+        (("end_us",), json.loads(manifest)["end_us"] + 1, "time range"),
+        (("log", "index"), str(log["index"]), "malformed"),
+        (("log", "tree_size"), None, "malformed"),
+        (("log", "inclusion_proof"), "AAAA", "malformed"),
+        (("log",), [], "lacks"),
+    ]:
+        edited = json.loads(manifest)
+        *parents, leaf = path
+        target = edited
+        for name in parents:
+            target = target[name]
+        target[leaf] = value
+        with pytest.raises(ExportError, match=message):
+            verify_export(clip, json.dumps(edited).encode(), key)
     # The CLI says the same, offline.
     (tmp_path / "clip.mp4").write_bytes(clip)
     (tmp_path / "changed.mp4").write_bytes(changed)
@@ -284,17 +360,35 @@ def test_an_export_verifies_offline_and_a_changed_clip_does_not(
     assert bad.returncode == 8 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
+def test_an_export_is_served_only_to_staff_who_may_watch_its_camera(client: TestClient, services: Services) -> None:
+    if services.users.by_name("aldo") is None:
+        services.users.add("aldo", PASSWORD, Role.AUDITOR)  # staff, but only operators watch the "vault" camera
+    deadline = time.time() + 30
+    while not (recorded := _segments(services, "vault")) and time.time() < deadline:
+        time.sleep(0.3)
+    _login(client, "otto")
+    range_ = {"start": recorded[0].start_at, "end": recorded[0].end_at}
+    made = client.post("/api/cameras/vault/exports", json=range_).json()
+    auditor = TestClient(client.app)
+    _login(auditor, "aldo")
+    assert auditor.get("/api/cameras/vault/recordings").status_code == 404
+    # The export's id is in the public log, so knowing it must not be enough.
+    for url in (made["clip_url"], made["manifest_url"]):
+        assert auditor.get(url).status_code == 404, url
+        assert client.get(url).status_code == 200, url
+
+
 def _change_one_frame(clip: bytes, tmp_path: Path) -> bytes:
     import io
 
     import av
 
-    with av.open(io.BytesIO(clip)) as source:
+    with av.open(io.BytesIO(clip), mode="r") as source:
         frames = [f.to_ndarray(format="rgb24") for f in source.decode(video=0)]
     frames[len(frames) // 2][10:30, 10:30] = 255
     from veilwatch.clips.recorded import TimedFrame, encode_mp4
 
-    data, _ = encode_mp4([TimedFrame(i / 10, f) for i, f in enumerate(frames)], 10.0)
+    data, _ = encode_mp4([TimedFrame(i / 10, np.asarray(f, np.uint8)) for i, f in enumerate(frames)], 10.0)
     return data
 
 

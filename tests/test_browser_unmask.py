@@ -85,7 +85,7 @@ def _recorded_range(services: Services) -> tuple[float, float]:
 
 
 def _frames(data: bytes) -> list[np.ndarray[Any, Any]]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
@@ -108,7 +108,10 @@ def test_unmask_in_the_browser_with_two_of_three_holders(
     _log_in(page, base, "otto")
     page.goto(f"{base}/unmask")
     _wait(page, "document.querySelector('#camera').options.length > 0")
-    local = lambda t: datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")  # noqa: E731
+
+    def local(t: float) -> str:
+        return datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")
+
     page.fill("#start", local(start + 1))
     page.fill("#end", local(end - 0.01))
     page.fill("#reason", "browser test: an incident reported at the hall")
@@ -184,4 +187,5 @@ def test_unmask_through_the_cli_with_two_of_three_holders(
     clip = tmp_path / "clip.mp4"
     fetched = _veilwatch("unmask", "fetch", *login, "--request", request_id, "--out", str(clip), stdin=PASSWORD + "\n")
     assert fetched.returncode == 0, fetched.stderr
+    assert clip.stat().st_mode & 0o077 == 0  # raw footage: for the requester's eyes only, not other local users
     assert _revealed(services, clip.read_bytes(), start, end) > 60

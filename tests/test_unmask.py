@@ -116,7 +116,7 @@ def _desk(rec: Recorded, vault: VaultPublic, events: Events) -> UnmaskDesk:
 
 
 def _decode(data: bytes) -> list[np.ndarray]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
@@ -246,3 +246,53 @@ def test_a_region_reveals_only_the_faces_it_touches(recorded: Recorded, vault: A
         assert (max(errors) < 12) if revealed else (min(errors) > 40), (region, errors)
     with pytest.raises(VaultError, match="region"):
         desk.ask("hall", start, end, "a reason that is long enough", "olga", "operator", (10, 10, 5, 20))
+
+
+def _approve_twice(desk: UnmaskDesk, request_id: str, bundles: list[bytes]) -> None:
+    request = desk.request(request_id)
+    now = int(time.time())
+    desk.approve(request_id, approve(bundles[0], HOLDERS[0].passphrase, request, now), "olga", "operator")
+    desk.approve(request_id, approve(bundles[1], HOLDERS[1].passphrase, request, now), "olga", "operator")
+
+
+@pytest.mark.parametrize("damage", ["nothing recorded then", "a sealed file is gone"])
+def test_an_unmask_that_fails_to_execute_is_refused_in_one_line_and_keeps_no_key(
+    recorded: Recorded, vault: Any, damage: str
+) -> None:
+    public, bundles = vault
+    events = Events()
+    desk = _desk(recorded, public, events)
+    if damage == "nothing recorded then":  # the recording lasted 3 s; this range is later, and empty
+        start, end = recorded.start + 10, recorded.start + 20
+    else:
+        start, end = recorded.start, recorded.start + 2
+        next(recorded.data_dir.rglob("*.sealed")).unlink()
+    asked = desk.ask("hall", start, end, "a stated reason of some length", "olga", "operator")
+    with pytest.raises(VaultError) as refused:  # one clear line, not a StorageError (HTTP 500)
+        _approve_twice(desk, asked.id, bundles)
+    assert "\n" not in str(refused.value)
+    stored = recorded.unmasks.get(asked.id)
+    assert stored is not None and stored.status == "refused" and stored.approvers == ("ana", "ben")
+    assert events.kinds[-1] == "unmask.refuse" and not desk.has_clip(asked.id)
+    chi = approve(bundles[2], HOLDERS[2].passphrase, desk.request(asked.id), int(time.time()))
+    with pytest.raises(VaultError, match="already refused"):  # closed for good, not left pending
+        desk.approve(asked.id, chi, "olga", "operator")
+
+
+def test_a_share_file_sent_to_the_server_is_checked_before_any_passphrase_work(recorded: Recorded, vault: Any) -> None:
+    import json
+
+    public, bundles = vault
+    desk = _desk(recorded, public, Events())
+    asked = desk.ask("hall", recorded.start, recorded.start + 1, "a stated reason of some length", "olga", "auditor")
+    costly = json.loads(bundles[0])
+    costly["kdf"]["time_cost"] = 64  # up to 64 passes over up to 4 GiB, if the file alone decided
+    began = time.monotonic()
+    with pytest.raises(VaultError, match="Argon2"):
+        desk.approve_with_share(asked.id, json.dumps(costly).encode(), HOLDERS[0].passphrase, "olga", "auditor")
+    assert time.monotonic() - began < 0.5
+    foreign = json.loads(bundles[0])
+    foreign["signing_public"] = json.loads(bundles[1])["signing_public"]  # ana's name, ben's key
+    with pytest.raises(VaultError, match="not a share file of this vault"):
+        desk.approve_with_share(asked.id, json.dumps(foreign).encode(), HOLDERS[0].passphrase, "olga", "auditor")
+    assert recorded.unmasks.approvals(asked.id) == []

@@ -82,12 +82,13 @@ class ServerConfig(_Strict):
 
 
 class OnvifConfig(_Strict):
-    """How to reach a camera's ONVIF PTZ service."""
+    """How to reach a camera's ONVIF PTZ service (steering then turns the real head)."""
 
-    host: str
-    port: int = Field(80, ge=1, le=65535)
-    user: str = ""
-    password: str = Field("", repr=False)
+    host: str = Field(description="the camera's address (name or IP) for ONVIF")
+    port: int = Field(80, ge=1, le=65535, description="the camera's ONVIF (HTTP) port")
+    user: str = Field("", description="ONVIF user (WS-Security UsernameToken)")
+    password: str = Field("", repr=False, description="ONVIF password; never logged or shown")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="give up on connecting, or on one PTZ call, after this")
 
 
 class CameraConfig(_Strict):

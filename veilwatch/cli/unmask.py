@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from veilwatch.errors import InputError, OutputError, VaultError
+from veilwatch.errors import AuditError, InputError, OutputError, VaultError
 from veilwatch.media.atomic import atomic_output
 
 TIMEOUT_S = 120.0  # executing an unmask decodes and encodes video on the server
@@ -151,9 +151,24 @@ def fetch(server: str, user: str, password_stdin: bool, request_id: str, out: Pa
         data = client.clip(request_id)
     finally:
         client.close()
-    _write(out, data)
-    print(f"unmasked clip saved to {out} ({len(data)} bytes); it is raw footage: keep it safe")
+    _write_private(out, data)
+    print(f"unmasked clip saved to {out} ({len(data)} bytes, readable by you only); it is raw footage: keep it safe")
     return 0
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write raw footage readable by its owner only (mode 0600 from the first byte), whole or not at all."""
+    from veilwatch.audit.files import write_private
+
+    exists = OutputError("exists; an unmasked clip is never overwritten", path=str(path))
+    if path.exists():
+        raise exists
+    try:
+        written = write_private(path, data, replace=False)
+    except AuditError as exc:
+        raise OutputError(exc.one_line()) from exc
+    if not written:
+        raise exists
 
 
 def _write(path: Path, data: bytes) -> None:

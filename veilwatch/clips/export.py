@@ -98,11 +98,14 @@ def verify_export(clip: bytes, manifest_bytes: bytes, log_key: str) -> ExportChe
     except (binascii.Error, TypeError, ValueError) as exc:
         raise ExportError("the manifest's log entry or proof is not valid base64") from exc
     record = _entry(entry)
-    details = record.get("details", {})
-    if record.get("kind") != "export" or details.get("sha256") != digest:
+    details = record.get("details")
+    if record.get("kind") != "export" or not isinstance(details, dict) or details.get("sha256") != digest:
         raise ExportError("the log entry in the manifest is not the export of this clip")
     if record.get("camera") != manifest["camera"]:
         raise ExportError("the log entry names another camera than the manifest")
+    # What is reported comes from the signed entry, so the manifest's copy must agree with it.
+    if (details.get("start_us"), details.get("end_us")) != (manifest["start_us"], manifest["end_us"]):
+        raise ExportError("the log entry names another time range than the manifest")
     try:
         checkpoint = Checkpoint.parse(open_note(log["checkpoint"], [Verifier.parse(log_key)]).text)
     except NoteError as exc:
@@ -136,6 +139,12 @@ def _parse(data: bytes) -> dict[str, Any]:
         raise ExportError("the manifest lacks fields")
     if not all(key in log for key in ("index", "entry", "tree_size", "inclusion_proof", "checkpoint")):
         raise ExportError("the manifest's log part lacks fields")
+    counts = (manifest["bytes"], log["index"], log["tree_size"])
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise ExportError("the manifest is malformed: bytes, index and tree_size are counts")
+    texts = (manifest["sha256"], log["entry"], log["checkpoint"])
+    if not all(isinstance(t, str) for t in texts) or not isinstance(log["inclusion_proof"], list):
+        raise ExportError("the manifest is malformed: sha256, entry and checkpoint are text, the proof a list")
     return manifest
 
 

@@ -89,7 +89,7 @@ class HeadAbilities:
 
 @dataclass(frozen=True)
 class HeadMove:
-    """What was sent (operation "": nothing), its ONVIF values, and whether the zoom went to the head (else: digital)."""
+    """What was sent (operation "": nothing), its ONVIF values, and whether the zoom went to the head (else digital)."""
 
     operation: str
     pan: float
@@ -144,7 +144,7 @@ class OnvifPTZ:
         self._ptz: Any = None  # its PTZ service
         self._abilities: HeadAbilities | None = None
         self._watch: asyncio.Task[None] | None = None
-        # Counters, under the lock's protection of their writers (the loop thread) — read as a snapshot.
+        # Counters: written on the loop thread (or by `_run` when the loop is stuck), read as a snapshot.
         self._moves = 0
         self._errors = 0
         self._last_error: str | None = None
@@ -161,7 +161,7 @@ class OnvifPTZ:
     def abilities(self) -> HeadAbilities:
         """What the head offers (connecting if need be); PTZError on failure."""
         with self._lock:
-            return self._run(self._connected(), self.connect_timeout_s)
+            return self._run(self._connected(), self.connect_timeout_s + 1)
 
     def stats(self) -> HeadStats:
         """Moves and failures so far."""
@@ -274,7 +274,8 @@ class OnvifPTZ:
         try:
             node = await self._call("GetNode", {"NodeToken": ptz_config.NodeToken})
         except Exception as exc:  # some cameras answer GetNode badly; their configuration's defaults still tell
-            log.info("camera %s: GetNode failed (%s); using the PTZ configuration's defaults", self.camera, _reason(exc))
+            reason = self._redact(_reason(exc))
+            log.info("camera %s: GetNode failed (%s); using the PTZ configuration's defaults", self.camera, reason)
             node = None
         self._abilities = _abilities(str(profile.token), node, ptz_config)
         log.info("camera %s: ONVIF PTZ ready (%s)", self.camera, self._abilities)
@@ -321,7 +322,6 @@ class OnvifPTZ:
             self._hold(MOVE_HOLD_S)  # before the head turns: nothing captured from now on is shown unsearched
             await self._call("RelativeMove", {"ProfileToken": abilities.profile, "Translation": translation})
         if any(continuous_pt) or continuous_zoom:
-            self._hold(MOVE_HOLD_S)
             await self._continuous(abilities.profile, continuous_pt, continuous_zoom)
             operation = operation or "ContinuousMove"
         return HeadMove(operation, pan, tilt, zoom, abilities.zoom is not None)
@@ -337,6 +337,7 @@ class OnvifPTZ:
         if zoom:
             velocity["Zoom"] = {"x": zoom * scale}
         params = {"ProfileToken": profile, "Velocity": velocity, "Timeout": dt.timedelta(seconds=seconds)}
+        self._hold(seconds + MOVE_HOLD_S)  # the whole turn, and the usual allowance after it
         await self._call("ContinuousMove", params)
         try:
             await asyncio.sleep(seconds)

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections import deque
@@ -61,6 +62,7 @@ POLL_S = 0.25  # how often progress is gathered while jobs run
 JOBS_PER_ACTOR = 2  # jobs queued on an actor at once, so it never waits for the driver
 CLUSTER_CPUS_PER_ACTOR = 2  # on a CPU cluster without --workers: one actor per this many CPUs
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # jobs pass paths and small results, never pixels
+CONNECT_TIMEOUT_S = 10.0  # to reach a cluster's address before Ray is asked to join it
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def _connect(ray: Any, address: str | None, workers: int | None) -> bool:
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
     try:
         if address:
+            _check_reachable(address)  # Ray itself would retry an unreachable address for ever
             ray.init(address=address, **quiet)
         else:
             ray.init(num_cpus=workers or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
@@ -115,6 +118,18 @@ def _connect(ray: Any, address: str | None, workers: int | None) -> bool:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise VeilwatchError(f"cannot start or join {where}: {' '.join(str(exc).split())[:200]}") from exc
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """A one-line error unless something listens at HOST:PORT (other address forms are Ray's to judge)."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise VeilwatchError(f"cannot join the Ray cluster at {address}: {reason}") from exc
 
 
 @dataclass
@@ -159,6 +174,7 @@ class _Run:
         self._last_done: dict[int, int] = {}
         self._jobs: dict[JobKey, Job] = {}  # jobs sent, to send again after an actor's death
         self._deaths: dict[JobKey, int] = {}
+        self._cwd = os.getcwd()
 
     def run(self) -> None:
         """Run everything; actors and scratch folders are gone afterwards, whatever happens."""
@@ -294,7 +310,7 @@ class _Run:
                 self._jobs[key] = job
                 file = self._files[key[0]]
                 file.started = file.started or time.perf_counter()
-                self._inflight[actor.run.remote(key, job, self._hub)] = (actor, key)
+                self._inflight[actor.run.remote(key, job, self._hub, self._cwd)] = (actor, key)
                 load[id(actor)] += 1
 
     def _stale(self, key: JobKey) -> bool:

@@ -7,6 +7,7 @@ Ray restarts, reloading the model, and retries the job on) or a bug.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,11 +92,15 @@ class VeilWorker:
         network = self._engine.network
         return {"provider": network.provider, "precision": network.precision}
 
-    def run(self, key: JobKey, job: Job, hub: Any) -> Outcome:
-        """Run one job; file errors come back as `JobFailed`, never as exceptions."""
+    def run(self, key: JobKey, job: Job, hub: Any, cwd: str) -> Outcome:
+        """Run one job in the driver's folder `cwd`; file errors come back as `JobFailed`, never raised."""
         if self._fatal is not None or self._engine is None:
             message, code = self._fatal or ("the model could not be loaded", 4)
             return JobFailed(key, message, code)
+        if os.path.isdir(cwd):
+            # Paths stay as the user typed them (relative ones too), so messages read as locally;
+            # shared storage puts the driver's folder at the same path on every node.
+            os.chdir(cwd)
         started = time.perf_counter()
         try:
             payload = self._run(key, job, self._engine, hub)

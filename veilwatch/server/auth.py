@@ -135,6 +135,7 @@ class AuthMiddleware:
         on_denied: DeniedHook | None = None,
     ) -> None:
         self._app = app
+        self._routes = routes
         self._public, self._bearer = route_marks(routes)
         self._lookup = lookup
         self._tokens = tokens
@@ -158,6 +159,11 @@ class AuthMiddleware:
         cookie = _cookie(scope, SESSION_COOKIE)
         viewer = self._lookup(cookie) if cookie else None
         if viewer is None:
+            if not any(route.matches(scope)[0] != Match.NONE for route in self._routes):
+                # No such route (favicon.ico, a scanner's guess): the app's 404, as for anyone, and no
+                # log leaf, or every anonymous request could grow the log and write its path into it.
+                await self._app(scope, receive, send)
+                return
             await self._deny(scope, receive, send, 401, "log in first")
             return
         if method in UNSAFE_METHODS:

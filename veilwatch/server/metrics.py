@@ -21,6 +21,7 @@ GAUGES = {
     "veilwatch_camera_viewers": "people watching now (staff and visitors)",
     "veilwatch_camera_recorder_dropped_frames_total": "veiled frames the recorder could not keep up with",
     "veilwatch_camera_live": "1 when the camera delivers frames",
+    "veilwatch_camera_ptz_errors_total": "real (ONVIF) PTZ moves that failed: camera unreachable or refusing",
 }
 
 
@@ -32,6 +33,7 @@ def metrics_text(services: Services) -> bytes:
         stats = pipeline.stats()
         watchers = services.presence.watchers(name)
         recorder = services.recorders.get(name)
+        head = services.heads.get(name)
         values = {
             "veilwatch_camera_fps_in": stats.fps_in,
             "veilwatch_camera_fps_out": stats.fps_out,
@@ -44,6 +46,7 @@ def metrics_text(services: Services) -> bytes:
             "veilwatch_camera_viewers": len(watchers.staff) + watchers.visitors,
             "veilwatch_camera_recorder_dropped_frames_total": recorder.dropped if recorder else 0,
             "veilwatch_camera_live": 1 if stats.state.value == "live" else 0,
+            "veilwatch_camera_ptz_errors_total": head.stats().errors if head else 0,
         }
         for metric, value in values.items():
             gauges[metric].labels(camera=name).set(value)

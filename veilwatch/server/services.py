@@ -21,6 +21,7 @@ from veilwatch.audit.log import AuditLog
 from veilwatch.config import CameraConfig, ServeConfig
 from veilwatch.errors import ConfigError, StorageError
 from veilwatch.live.control import ControlDesk, ControlEvent
+from veilwatch.live.onvif_ptz import OnvifPTZ
 from veilwatch.live.pipeline import CameraPipeline, LiveSettings, VeiledOutput
 from veilwatch.live.presence import Presence
 from veilwatch.pipeline.engine import Engine
@@ -99,6 +100,7 @@ class Services:
     unmask_desk: UnmaskDesk | None = None
     cameras: dict[str, CameraPipeline] = field(default_factory=dict)
     recorders: dict[str, RecorderSink] = field(default_factory=dict)
+    heads: dict[str, OnvifPTZ] = field(default_factory=dict)  # cameras whose real head steers (ONVIF)
     setup_token: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _janitor: threading.Thread | None = None
@@ -197,6 +199,15 @@ class Services:
             settings = LiveSettings(width=camera.width, height=camera.height, fps=camera.fps, keep_raw_faces=keep_faces)
             pipeline = CameraPipeline(camera.name, open_source(camera.source), engine, settings, sinks)
             self.cameras[camera.name] = pipeline
+            if camera.onvif is not None:  # connects at the first move; a dead head never stops the room
+                timeout = camera.onvif.timeout_s
+                self.heads[camera.name] = OnvifPTZ(
+                    camera.name,
+                    camera.onvif,
+                    on_motion=pipeline.hold_for_motion,
+                    connect_timeout_s=timeout,
+                    call_timeout_s=timeout,
+                )
             pipeline.start()
 
     def _sealer(self) -> Sealer:
@@ -244,6 +255,9 @@ class Services:
     def stop(self) -> None:
         """Stop cameras, recorders and storage (idempotent)."""
         self._stop.set()
+        for head in self.heads.values():
+            head.close()
+        self.heads.clear()
         for pipeline in self.cameras.values():
             pipeline.stop()
         for sink in self.recorders.values():

@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 
 from veilwatch.errors import VaultFileError
 
+MAX_PIXEL = 100_000  # a picture coordinate (no camera is that wide): regions are checked against it
+
 
 def canonical(obj: Mapping[str, Any]) -> bytes:
     """The one byte encoding of a JSON object (sorted keys, no spaces, no floats)."""
@@ -129,9 +131,9 @@ class Fields:
         if value is None:
             return None
         ok = isinstance(value, list) and len(value) == 4
-        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100_000 for v in value)
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_PIXEL for v in value)
         if not ok or not (value[0] < value[2] and value[1] < value[3]):
-            self.fail(f"{name} must be null or [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+            self.fail(f"{name} must be null or [x0, y0, x1, y1] with x0 < x1 and y0 < y1, up to {MAX_PIXEL}")
         return (value[0], value[1], value[2], value[3])
 
     def mapping(self, name: str) -> dict[str, Any]:

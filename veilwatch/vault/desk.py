@@ -33,17 +33,22 @@ from veilwatch.clips.recorded import encode_mp4, recorded_frames
 from veilwatch.clips.unmask import Region, reveal
 from veilwatch.errors import StorageError, VaultError
 from veilwatch.storage.recordings import SegmentIndex
-from veilwatch.storage.sealed_faces import SealedFaceStore
+from veilwatch.storage.sealed_faces import FaceChunk, SealedFaceStore
 from veilwatch.storage.unmask_requests import StoredApproval, StoredRequest, UnmaskStatus, UnmaskStore
+from veilwatch.vault.bundle import BundleInfo, KdfParams, read_bundle_info
 from veilwatch.vault.collect import check_approval, collect
 from veilwatch.vault.public import VaultPublic
 from veilwatch.vault.unmask import Approval, UnmaskRequest, approve, new_request
 
-__all__ = ["MAX_RANGE_S", "MIN_REASON", "UnmaskClip", "UnmaskDesk"]
+__all__ = ["MAX_RANGE_S", "MAX_REASON", "MIN_REASON", "UnmaskClip", "UnmaskDesk"]
 
 log = logging.getLogger(__name__)
 
 MIN_REASON = 10  # characters: a reason, not a shrug
+MAX_REASON = 1000  # characters: the reason goes into a log leaf, whose strings stop at 1,024
+# A share file names its own Argon2 cost (up to 64 passes over 4 GiB). Sent to the server, the file is
+# refused beyond this (4x the default's memory) before any work, so a request cannot exhaust the server.
+MAX_KDF = KdfParams(time_cost=12, memory_kib=256 * 1024, parallelism=16)
 MAX_RANGE_S = 3600.0  # one unmask reveals at most an hour; a longer need is several stated requests
 
 # record(kind, actor, role, camera, **details): appends to the tamper-evident log or raises.
@@ -88,6 +93,7 @@ class UnmaskDesk:
         self._clip_ttl_s = clip_ttl_s
         self._clock = clock
         self._lock = threading.Lock()  # one approval (and so one execution) at a time
+        self._unlocking = threading.Lock()  # one passphrase derivation at a time: each takes up to MAX_KDF
         self._keys: dict[str, X25519PrivateKey] = {}
         self._clips: dict[str, UnmaskClip] = {}
 
@@ -108,6 +114,10 @@ class UnmaskDesk:
         reason = " ".join(reason.split())
         if len(reason) < MIN_REASON:
             raise VaultError(f"state a reason (at least {MIN_REASON} characters)")
+        if len(reason) > MAX_REASON:
+            raise VaultError(f"state the reason in at most {MAX_REASON} characters")
+        if not start >= 0:  # also NaN; a day before 1970 (or before year 1) has no key
+            raise VaultError("the time range must start after 1970 (UTC seconds)")
         if not end > start:
             raise VaultError("the time range is empty: 'end' must come after 'start'")
         if end - start > MAX_RANGE_S:
@@ -170,7 +180,10 @@ class UnmaskDesk:
         self, request_id: str, bundle: bytes, passphrase: str, submitted_by: str, role: str
     ) -> StoredRequest:
         """Approve in the browser: the holder's share file and passphrase, used in memory for this request only."""
-        approval = approve(bundle, passphrase, self.request(request_id), int(self._clock()))
+        request = self.request(request_id)
+        _check_bundle(read_bundle_info(bundle), self.vault)
+        with self._unlocking:
+            approval = approve(bundle, passphrase, request, int(self._clock()))
         return self.approve(request_id, approval, submitted_by, role)
 
     def approve(self, request_id: str, approval: Approval, submitted_by: str, role: str) -> StoredRequest:
@@ -223,32 +236,20 @@ class UnmaskDesk:
 
     def _execute(self, stored: StoredRequest, request: UnmaskRequest, revoked: set[str]) -> None:
         approvals = [Approval.from_json(item.body.encode("utf-8")) for item in self._store.approvals(stored.id)]
-        # The request key goes with the day keys, whatever happens: no approval can be used again.
-        private = self._keys.pop(stored.id)
         names = tuple(sorted(a.holder for a in approvals))
         try:
-            with collect(
-                request,
-                approvals,
-                self.vault,
-                revoked=revoked,
-                used_approval_ids=(),
-                now=int(self._clock()),
-                request_private=private,
-            ) as keys:
-                chunks = [
-                    self._faces.open(chunk, lambda _day, blob, associated: keys.open_sealed(blob, associated))
-                    for chunk in self._faces.overlapping(stored.camera, stored.start_at, stored.end_at)
-                ]
-        except VaultError as exc:
-            self._record("unmask.refuse", "system", "system", stored.camera, request=stored.id, why=str(exc)[:300])
-            self._close(stored, "refused", names, str(exc)[:300])
-            raise
-        finally:
-            del private
-        frames = recorded_frames(self._segments, stored.camera, stored.start_at, stored.end_at)
-        region = Region(*request.region) if request.region else None
-        data, count = encode_mp4(reveal(frames, chunks, region), self._fps_of(stored.camera))
+            chunks = self._open_chunks(stored, request, approvals, revoked)
+            frames = recorded_frames(self._segments, stored.camera, stored.start_at, stored.end_at)
+            region = Region(*request.region) if request.region else None
+            data, count = encode_mp4(reveal(frames, chunks, region), self._fps_of(stored.camera))
+        except (VaultError, StorageError) as exc:
+            # Its key is gone, so the request can never run: logged and closed, not left pending.
+            why = " ".join(str(exc).split())[:300]
+            self._record("unmask.refuse", "system", "system", stored.camera, request=stored.id, why=why)
+            self._close(stored, "refused", names, why)
+            if isinstance(exc, VaultError):
+                raise
+            raise VaultError(f"the unmask could not be made: {why}") from exc
         digest = hashlib.sha256(data).hexdigest()
         self._record(
             "unmask.execute",
@@ -264,6 +265,26 @@ class UnmaskDesk:
         self._close(stored, "executed", names, f"{count} frames")
         clip = UnmaskClip(stored.id, stored.requester, data, digest, count, self._clock() + self._clip_ttl_s)
         self._clips[stored.id] = clip
+
+    def _open_chunks(
+        self, stored: StoredRequest, request: UnmaskRequest, approvals: list[Approval], revoked: set[str]
+    ) -> list[FaceChunk]:
+        """Rebuild the day keys in memory, open only this camera's chunks of the range, and wipe the keys."""
+        # The request key goes with the day keys, whatever happens: no approval can be used again.
+        private = self._keys.pop(stored.id)
+        with collect(
+            request,
+            approvals,
+            self.vault,
+            revoked=revoked,
+            used_approval_ids=(),
+            now=int(self._clock()),
+            request_private=private,
+        ) as keys:
+            return [
+                self._faces.open(chunk, lambda _day, blob, associated: keys.open_sealed(blob, associated))
+                for chunk in self._faces.overlapping(stored.camera, stored.start_at, stored.end_at)
+            ]
 
     def _close(self, stored: StoredRequest, status: UnmaskStatus, approvers: tuple[str, ...], note: str) -> None:
         self._keys.pop(stored.id, None)
@@ -295,3 +316,17 @@ class UnmaskDesk:
         now = self._clock()
         for request_id in [r for r, c in self._clips.items() if c.expires_at <= now]:
             del self._clips[request_id]
+
+
+def _check_bundle(info: BundleInfo, vault: VaultPublic) -> None:
+    """Refuse, before its passphrase is tried, a share file of another vault or holder, or too costly to open."""
+    holder = vault.holder(info.holder)
+    known = holder is not None and (holder.x, holder.signing_public) == (info.x, info.signing_public)
+    if info.vault_id != vault.vault_id or not known:
+        raise VaultError(f"not a share file of this vault ({vault.vault_id}) and its holder {info.holder[:64]!r}")
+    cost, most = info.kdf, MAX_KDF
+    if cost.time_cost > most.time_cost or cost.memory_kib > most.memory_kib or cost.parallelism > most.parallelism:
+        raise VaultError(
+            f"this share file asks for more Argon2 work than the server does (at most t={most.time_cost}, "
+            f"m={most.memory_kib} KiB, p={most.parallelism}): approve with `veilwatch vault approve`"
+        )

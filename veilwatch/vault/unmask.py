@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from veilwatch.errors import VaultError
-from veilwatch.vault._encoding import Fields, b64e, canonical
+from veilwatch.vault._encoding import MAX_PIXEL, Fields, b64e, canonical
 from veilwatch.vault.bundle import unlock_bundle
 from veilwatch.vault.public import HOLDER_NAME, VaultPublic
 from veilwatch.vault.sealing import KEY_SIZE, PURPOSE_APPROVAL, check_epoch, epoch_of, seal_to
@@ -93,8 +93,11 @@ class UnmaskRequest:
             raise ValueError("the request key is a 32-byte X25519 public key")
         if self.region is not None:
             x0, y0, x1, y1 = self.region
-            if not (0 <= x0 < x1 and 0 <= y0 < y1):
-                raise ValueError("a request's region is x0, y0, x1, y1 with 0 <= x0 < x1 and 0 <= y0 < y1")
+            # The same bounds as reading it back: a request made is a request that can be read again.
+            if not (0 <= x0 < x1 <= MAX_PIXEL and 0 <= y0 < y1 <= MAX_PIXEL):
+                raise ValueError(
+                    f"a request's region is x0, y0, x1, y1 with 0 <= x0 < x1, 0 <= y0 < y1, up to {MAX_PIXEL}"
+                )
 
     def canonical(self) -> bytes:
         """The request's one byte encoding (also its file form)."""

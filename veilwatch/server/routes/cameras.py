@@ -15,7 +15,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from veilwatch.config import CameraConfig
+from veilwatch.errors import PTZError
 from veilwatch.live.control import ControlState
+from veilwatch.live.onvif_ptz import HeadStep, OnvifPTZ
 from veilwatch.live.ptz import PTZView
 from veilwatch.server.auth import Viewer
 from veilwatch.server.context import CurrentViewer, camera_for, may_view
@@ -93,18 +95,39 @@ def cameras(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRo
         return control_json(services.desk.takeover(camera.name, viewer.name, viewer.role))
 
     @router.post("/{name}/ptz")
-    def ptz(name: str, command: PTZCommand, viewer: CurrentViewer) -> dict[str, float]:
+    def ptz(name: str, command: PTZCommand, viewer: CurrentViewer) -> dict[str, Any]:
         camera = steerable(camera_for(services, name, viewer))
         if not services.desk.may_steer(camera.name, viewer.name):
             raise HTTPException(409, "take a turn first: someone else is steering, or nobody gave you control")
+        head = services.heads.get(camera.name)
+        if head is not None:
+            return steer_head(services, head, command, viewer)
         pipeline = services.cameras[camera.name]
         view = PTZView() if command.reset else pipeline.view.moved(command.pan, command.tilt, command.zoom)
         steps = {"pan": f"{view.pan:.3f}", "tilt": f"{view.tilt:.3f}", "zoom": f"{view.zoom:.3f}"}
         services.record("ptz.move", viewer.name, viewer.role, camera.name, **steps)  # logged, then done
         pipeline.set_view(view)
-        return view_json(view)
+        return {"ptz": "digital", **view_json(view)}
 
     return router
+
+
+def steer_head(services: Services, head: OnvifPTZ, command: PTZCommand, viewer: Viewer) -> dict[str, Any]:
+    """Move the real head (ONVIF); a zoom the head has not, and a reset, also apply to the digital view."""
+    steps = {"pan": f"{command.pan:.3f}", "tilt": f"{command.tilt:.3f}", "zoom": f"{command.zoom:.3f}"}
+    reset = "true" if command.reset else "false"
+    services.record("ptz.move", viewer.name, viewer.role, head.camera, head="onvif", reset=reset, **steps)
+    try:  # logged, then moved (the head's driver holds the live view back while the picture shifts)
+        moved = head.move(HeadStep(command.pan, command.tilt, command.zoom, home=command.reset))
+    except PTZError as exc:
+        raise HTTPException(502, exc.one_line()) from None
+    pipeline = services.cameras[head.camera]
+    if command.reset:
+        pipeline.set_view(PTZView())
+    elif command.zoom and not moved.zoom_on_head:
+        pipeline.set_view(pipeline.view.moved(dzoom=command.zoom))
+    sent = {"operation": moved.operation, "pan": moved.pan, "tilt": moved.tilt, "zoom": moved.zoom}
+    return {"ptz": "onvif", "sent": sent, "view": view_json(pipeline.view)}
 
 
 def multipart_part(jpeg: bytes) -> bytes:
@@ -138,6 +161,7 @@ def camera_state(services: Services, name: str) -> dict[str, Any]:
         "state": pipeline.stats().state.value,
         "watchers": {"staff": list(watchers.staff), "visitors": watchers.visitors},
         "control": control_json(services.desk.state(name)),
+        "ptz": "onvif" if name in services.heads else "digital",  # what steering moves: the real head or the crop
         "view": view_json(pipeline.view),
     }
 

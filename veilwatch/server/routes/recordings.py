@@ -8,6 +8,7 @@ checkpoint: `veilwatch audit verify-export CLIP MANIFEST --key VKEY` checks it o
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -113,7 +114,9 @@ def recordings(services: Services) -> APIRouter:
         path = _inside(services.config.server.data_dir, _exports(services) / f"{export_id}.{kind}")
         if not path.is_file():
             raise HTTPException(404, "no such export")
-        services.record("export.fetch", viewer.name, viewer.role, None, export=export_id, file=kind)
+        # Export ids are in the public log: the camera's viewers decide, as for its recordings.
+        camera = camera_for(services, _export_camera(services, export_id), viewer)
+        services.record("export.fetch", viewer.name, viewer.role, camera.name, export=export_id, file=kind)
         media = "video/mp4" if kind == "mp4" else "application/json"
         headers = {"Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{export_id}.{kind}"'}
         return FileResponse(path, media_type=media, headers=headers)
@@ -125,6 +128,17 @@ def _exports(services: Services) -> Path:
     folder = services.config.server.data_dir / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _export_camera(services: Services, export_id: str) -> str:
+    """The camera an export was cut from, as its manifest (written by this server) names it."""
+    try:
+        camera = json.loads((_exports(services) / f"{export_id}.manifest.json").read_bytes())["camera"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HTTPException(404, "no such export") from exc
+    if not isinstance(camera, str):
+        raise HTTPException(404, "no such export")
+    return camera
 
 
 def _may_play(viewer: Viewer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import threading
 import time
 from typing import Any
 
@@ -13,7 +15,7 @@ from veilwatch.errors import UserError
 from veilwatch.server.auth import SESSION_COOKIE, LoginThrottle, public
 from veilwatch.server.context import CurrentViewer
 from veilwatch.server.services import Services
-from veilwatch.storage.users import Role, User
+from veilwatch.storage.users import Role, User, check_name, check_password
 
 
 class Credentials(BaseModel):
@@ -32,6 +34,7 @@ class SetupRequest(Credentials):
 def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
     """Routes that open and close sessions."""
     router = APIRouter(prefix="/api")
+    setup_lock = threading.Lock()  # one first administrator, even if two set-ups race
 
     @router.post("/login")
     @public
@@ -57,15 +60,23 @@ def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
     @router.post("/setup")
     @public
     def setup(body: SetupRequest, request: Request) -> JSONResponse:
-        token = services.setup_token
-        if token is None or services.users.count() > 0 or body.token != token:
-            raise HTTPException(403, "set-up is closed or the token is wrong")
-        try:
-            user = services.users.add(body.name, body.password, Role.ADMIN)
-        except UserError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        services.setup_token = None
-        services.record("user.create", user.name, "admin", user=user.name, role_given="admin", via="setup")
+        with setup_lock:
+            token = services.setup_token
+            if (
+                token is None
+                or services.users.count() > 0
+                or not hmac.compare_digest(body.token.encode(), token.encode())
+            ):
+                raise HTTPException(403, "set-up is closed or the token is wrong")
+            try:
+                check_name(body.name)  # checked before the log hears of it: a refused set-up is no change
+                check_password(body.password)
+                # The leaf first: if the log cannot take it, no administrator comes to be.
+                services.record("user.create", body.name, "admin", user=body.name, role_given="admin", via="setup")
+                user = services.users.add(body.name, body.password, Role.ADMIN)
+            except UserError as exc:
+                raise HTTPException(400, str(exc)) from exc
+            services.setup_token = None
         return _session_response(services, user, request)
 
     @router.post("/logout")

@@ -42,4 +42,7 @@ roomSocket((state) => {
   document.querySelector("#queue").textContent = control.queue.length
     ? `queue: ${control.queue.length}${waiting >= 0 ? ` (you are #${waiting + 1})` : ""}` : "";
   for (const button of document.querySelectorAll(".pad button")) button.disabled = !mine;
+  // Honest about what the pad moves: the camera itself (ONVIF PTZ, everyone in the room sees it turn) or the crop.
+  document.querySelector("#ptz-mode").textContent =
+    camera.ptz === "onvif" ? "steers the camera itself (ONVIF PTZ)" : "digital pan/tilt/zoom";
 });
