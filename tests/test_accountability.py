@@ -211,12 +211,20 @@ def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
     # The records name actions, never secrets: no password or passphrase in any leaf.
     everything = b"".join(services.audit.entries(0, services.audit.size()))
     assert PASSWORD.encode() not in everything and b"passphrase of" not in everything
+    # Visitors are members of the public: the public log names them only by a keyed pseudonym.
+    assert b'"vera"' not in everything and b"visitor-" in everything
+    assert b'"ada"' in everything  # staff are named: the watched may know their watchers
     routes = client.app.routes  # type: ignore[attr-defined]
     assert all(not is_public(route.endpoint) for route in routes if getattr(route, "path", "") == "/api/unmask")
 
 
 def test_refusals_are_logged_too(client: TestClient, services: Services) -> None:
     before = services.audit.size()
+    typo = client.post("/api/login", json={"name": "hunter2-my-password", "password": "whatever it is"})
+    assert typo.status_code == 401
+    failed = json.loads(services.audit.entries(before, before + 1)[0])
+    assert failed["kind"] == "login.failed" and failed["details"]["account"].startswith("visitor-")
+    assert b"hunter2" not in b"".join(services.audit.entries(before, services.audit.size()))
     assert client.get("/api/cameras").status_code == 401
     _login(client, "vera")
     assert client.get("/api/cameras/vault/snapshot.jpg").status_code == 404  # not hers: logged, answered as missing

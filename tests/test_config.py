@@ -14,6 +14,7 @@ from veilwatch.cli.serve import check_exposure, demo_config, resolve_config
 from veilwatch.config import AuditConfig, ServerConfig, load_config, parse_config
 from veilwatch.errors import ConfigError
 from veilwatch.storage.db import Database
+from veilwatch.storage.unmask_requests import UnmaskStore
 
 GOOD = """
 [server]
@@ -112,14 +113,14 @@ def test_users_command_line(tmp_path: Path) -> None:
     assert _veilwatch("users", "role", "alice", "admin", "--data-dir", data).returncode == 0
     missing = _veilwatch("users", "remove", "nobody", "--data-dir", data)
     assert missing.returncode != 0 and missing.stderr.count("\n") == 1
-    # Each change is in the tamper-evident log, refused ones are not; and the log verifies.
+    assert _veilwatch("vault", "revoke", "ben", "--data-dir", data).returncode == 0
+    # Each change is in the tamper-evident log, refused ones are not.
     with Database.open(Path(data) / "veilwatch.sqlite3") as db:
         audit = AuditLog.open(db, Path(data) / "keys", AuditConfig().log_origin)
         records = [json.loads(entry) for entry in audit.entries(0, audit.size())]
-    assert [(r["kind"], r["details"].get("user")) for r in records] == [
-        ("user.create", "alice"),
-        ("user.role", "alice"),
-    ]
+        assert UnmaskStore(db).revoked() == {"ben"}
+    changes = [(r["kind"], r["details"].get("user") or r["details"].get("holder")) for r in records]
+    assert changes == [("user.create", "alice"), ("user.role", "alice"), ("vault.revoke", "ben")]
 
 
 def test_serve_refuses_a_public_bind_without_tls(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from veilwatch.audit.note import Checkpoint, Note, NoteError
+from veilwatch.audit.note import Checkpoint, Note, NoteError, Verifier, open_note
 from veilwatch.audit.verify import LogExport
 from veilwatch.errors import AuditError
 
@@ -78,13 +78,18 @@ class LogClient:
             raise AuditError(f"{self.base_url}: malformed answer to a cosignature")
         return accepted
 
-    def export(self) -> LogExport:
-        """The latest checkpoint and every entry up to its size, fetched page by page."""
+    def export(self, verifier: Verifier | None = None) -> LogExport:
+        """The latest checkpoint and every entry up to its size, fetched page by page.
+
+        With the log's `verifier`, the checkpoint's signature is checked first, so that a hostile
+        server cannot make us fetch pages for a tree size it never signed.
+        """
         note = self.checkpoint()
         try:
-            checkpoint = Checkpoint.parse(Note.parse(note).text)
+            text = open_note(note, [verifier]).text if verifier is not None else Note.parse(note).text
+            checkpoint = Checkpoint.parse(text)
         except NoteError as exc:
-            raise AuditError(f"{self.base_url}: the checkpoint is malformed: {exc}") from exc
+            raise AuditError(f"{self.base_url}: the checkpoint is malformed or not signed by the log: {exc}") from exc
         entries: list[bytes] = []
         hashes: list[bytes] = []
         while len(entries) < checkpoint.size:

@@ -321,6 +321,18 @@ def vault_approve(
     raise typer.Exit(_guarded(lambda: approve_request(share, request, passphrase_stdin, out)))
 
 
+@vault_app.command("revoke")
+def vault_revoke(
+    holder: Annotated[str, typer.Argument(help="The key holder's name.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Refuse a key holder's approvals from now on (logged); then make a new vault with `vault init`."""
+    from veilwatch.cli.vault import revoke
+
+    raise typer.Exit(_guarded(lambda: revoke(holder, config, data_dir)))
+
+
 @vault_app.command("show")
 def vault_show(
     file: Annotated[Path, typer.Argument(help="A vault.json, share, unmask request or approval file.")],

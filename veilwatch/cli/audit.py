@@ -42,7 +42,7 @@ def verify(
         data = _read_export(export)
     else:
         with LogClient(str(server), timeout_s=timeout_s) as client:
-            data = client.export()
+            data = client.export(log_key)
     try:
         result = verify_log(data, log_key, saved_checkpoint=saved, witnesses=witness_keys)
     except ExportError as exc:

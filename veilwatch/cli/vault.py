@@ -208,3 +208,22 @@ def _read(path: Path) -> bytes:
         raise InputNotFoundError("no such file", path=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
+
+
+def revoke(holder: str, config: Path | None, data_dir: Path | None) -> int:
+    """Stop the server accepting a key holder's approvals (logged first); re-run `vault init` afterwards."""
+    from veilwatch.cli.users import open_room
+    from veilwatch.storage.actions import SYSTEM, ActionRecord
+    from veilwatch.storage.unmask_requests import UnmaskStore
+
+    room = open_room(config, data_dir)
+    with room.db:
+        room.actions.record(
+            ActionRecord(time.time(), SYSTEM, SYSTEM, "vault.revoke", None, {"via": "cli", "holder": holder})
+        )
+        UnmaskStore(room.db).revoke(holder, time.time(), SYSTEM)
+    print(
+        f"{holder}'s approvals are refused from now on. Their shares still combine offline with K-1 others: "
+        "run `veilwatch vault init` for a new vault and configure it."
+    )
+    return 0

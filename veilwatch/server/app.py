@@ -71,7 +71,9 @@ def _log_refusals(app: FastAPI, services: Services) -> None:
         if exc.status_code in (401, 403):
             viewer = request.scope.get("state", {}).get("viewer")
             actor, role = (viewer.name, viewer.role) if isinstance(viewer, Viewer) else ("system", "system")
-            details = {"method": request.method, "path": request.url.path[:200], "status": exc.status_code}
+            route = request.scope.get("route")  # the template, never text of the caller's choosing
+            template = str(getattr(route, "path", "?"))
+            details = {"method": request.method, "path": template, "status": exc.status_code}
             with contextlib.suppress(Exception):  # the refusal stands either way
                 await asyncio.to_thread(services.record, "auth.denied", actor, role, None, **details)
         return await http_exception_handler(request, exc)

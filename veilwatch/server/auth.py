@@ -177,10 +177,18 @@ class AuthMiddleware:
     async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
         if self._on_denied is not None:
             # A refusal is served whatever the log says: it changes nothing but the log.
-            method, path = str(scope.get("method", "WEBSOCKET")), str(scope.get("path", ""))
+            # The route's template, not the path: a refused request cannot write text of its
+            # choosing into the permanent public log.
+            method, path = str(scope.get("method", "WEBSOCKET")), self._template(scope)
             with contextlib.suppress(Exception):  # off the event loop: the log append waits for the disk
                 await asyncio.to_thread(self._on_denied, method, path, status, message)
         await _deny(scope, receive, send, status, message)
+
+    def _template(self, scope: Scope) -> str:
+        for route in self._routes:
+            if route.matches(scope)[0] != Match.NONE:
+                return str(getattr(route, "path", "?"))
+        return "?"
 
     def _bearer_matches(self, scope: Scope, token_name: str) -> bool:
         expected = self._tokens.get(token_name)

@@ -56,7 +56,8 @@ def camera_for(services: Services, name: str, viewer: Viewer) -> CameraConfig:
     camera = services.config.camera(name)
     if camera is None or not may_view(camera, viewer):
         # A refused camera is logged like any refusal, yet answered like a missing one (no probing).
-        services.record("auth.denied", viewer.name, viewer.role, None, camera_asked=name[:64], status=404)
+        asked = name if camera is not None else None  # an unknown name is not written into the public log
+        services.record("auth.denied", viewer.name, viewer.role, None, camera_asked=asked, status=404)
         raise HTTPException(404, "no such camera")
     return camera
 

@@ -13,11 +13,12 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from veilwatch.audit.log import AuditLog
+from veilwatch.audit.pseudonyms import Pseudonyms
 from veilwatch.config import CameraConfig, ServeConfig
 from veilwatch.errors import ConfigError, StorageError
 from veilwatch.live.control import ControlDesk, ControlEvent
@@ -100,6 +101,7 @@ class Services:
     unmask_desk: UnmaskDesk | None = None
     cameras: dict[str, CameraPipeline] = field(default_factory=dict)
     recorders: dict[str, RecorderSink] = field(default_factory=dict)
+    names: PublicNames | None = None  # how users appear in the public log (visitors by pseudonym)
     heads: dict[str, OnvifPTZ] = field(default_factory=dict)  # cameras whose real head steers (ONVIF)
     setup_token: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -126,6 +128,7 @@ class Services:
             raise
         # Every action goes into the Merkle log before it is stored, served or takes effect.
         actions = ActionLog(db, audit.append)
+        names = PublicNames(Pseudonyms.open(data_dir / "keys"), users)
         services = cls(
             config=config,
             db=db,
@@ -134,10 +137,11 @@ class Services:
             actions=actions,
             segments=segments,
             presence=Presence(),
-            desk=ControlDesk(on_event=lambda event: _record_control(actions, event)),
+            desk=ControlDesk(on_event=lambda event: _record_control(actions, names, event)),
             faces=SealedFaceStore(db, data_dir),
             unmasks=UnmaskStore(db),
             audit=audit,
+            names=names,
             vault=_load_vault(config),
             setup_token=secrets.token_urlsafe(16) if users.count() == 0 else None,
         )
@@ -157,6 +161,11 @@ class Services:
                 request_ttl_s=config.vault.request_ttl_hours * 3600,
                 clip_ttl_s=config.vault.clip_ttl_minutes * 60,
             )
+            try:
+                services.unmask_desk.expire_orphans()
+            except BaseException:
+                services.stop()
+                raise
         try:
             services._start_cameras(engine_factory or _live_engine(config))
         except BaseException:
@@ -269,16 +278,43 @@ class Services:
         self.db.close()
 
     def record(self, kind: str, actor: str, role: str, camera: str | None = None, **details: object) -> int:
-        """Store one action record (view, control, playback, login…)."""
+        """Store one action record (view, control, playback, login…); visitors appear by pseudonym."""
+        if self.names is not None:
+            actor, details = self.names.actor(actor, role), self.names.details(details)
         _, index = self.actions.record_logged(ActionRecord(time.time(), actor, role, kind, camera, details))
         if index is None:  # the log is always there in a running server; this keeps the type honest
             raise StorageError("an action was stored without a log entry")
         return index
 
 
-def _record_control(actions: ActionLog, event: ControlEvent) -> None:
+class PublicNames:
+    """Users as the public log names them: staff as themselves, visitors (and unknown names) by pseudonym."""
+
+    USER_KEYS = ("previous", "user", "account", "holder")  # detail fields that name a user
+
+    def __init__(self, pseudonyms: Pseudonyms, users: UserStore) -> None:
+        self._pseudonyms = pseudonyms
+        self._users = users
+
+    def actor(self, name: str, role: str) -> str:
+        """The actor field for a user of this role."""
+        return self._pseudonyms.public(name, role)
+
+    def details(self, details: Mapping[str, object]) -> dict[str, object]:
+        """Details with every user name in them made public-safe (looked up: staff stay named)."""
+        out = dict(details)
+        for key in self.USER_KEYS:
+            value = out.get(key)
+            if isinstance(value, str) and value:
+                user = self._users.by_name(value)
+                out[key] = self._pseudonyms.public(value, str(user.role) if user else "visitor")
+        return out
+
+
+def _record_control(actions: ActionLog, names: PublicNames, event: ControlEvent) -> None:
     kind = f"control.{event.kind}"  # granted, queued, released, left, expired, takeover, refused
-    actions.record(ActionRecord(event.at, event.actor, event.role, kind, event.camera, dict(event.details)))
+    actor, details = names.actor(event.actor, event.role), names.details(event.details)
+    actions.record(ActionRecord(event.at, actor, event.role, kind, event.camera, details))
 
 
 def _load_vault(config: ServeConfig) -> VaultPublic | None:

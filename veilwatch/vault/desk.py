@@ -124,6 +124,7 @@ class UnmaskDesk:
             raise VaultError(f"one request covers at most {MAX_RANGE_S / 60:.0f} minutes")
         if start > now:
             raise VaultError("the time range lies in the future")
+        end = min(end, now)  # nothing is recorded after now
         request, private = new_request(
             self.vault,
             camera=camera,
@@ -162,9 +163,14 @@ class UnmaskDesk:
             request_sha256=request.digest().hex(),
             region=list(region) if region else None,
         )
-        self._store.create(stored)
-        with self._lock:
+        with self._lock:  # the key first: an approval arriving at once must find it
             self._keys[request.id] = private
+        try:
+            self._store.create(stored)
+        except BaseException:
+            with self._lock:
+                self._keys.pop(request.id, None)
+            raise
         return stored
 
     def request(self, request_id: str) -> UnmaskRequest:
@@ -284,7 +290,15 @@ class UnmaskDesk:
             return [
                 self._faces.open(chunk, lambda _day, blob, associated: keys.open_sealed(blob, associated))
                 for chunk in self._faces.overlapping(stored.camera, stored.start_at, stored.end_at)
+                if chunk.day in request.days  # a chunk starting exactly at the (exclusive) end is not asked for
             ]
+
+    def expire_orphans(self) -> int:
+        """At start-up: close the pending requests of an earlier run (their keys died with it); how many."""
+        orphans = [r for r in self._store.recent(limit=10_000) if r.status == "pending" and r.id not in self._keys]
+        for stored in orphans:
+            self._close(stored, "expired", (), "the server restarted; its request key is gone")
+        return len(orphans)
 
     def _close(self, stored: StoredRequest, status: UnmaskStatus, approvers: tuple[str, ...], note: str) -> None:
         self._keys.pop(stored.id, None)

@@ -48,10 +48,10 @@ def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
         user = services.users.verify(credentials.name, credentials.password)
         if user is None:
             throttle.failed(*keys)
-            # The log is public: name the account only if it exists (a mistyped password pasted
-            # into the name field must not be published), and never the client's address.
-            known = services.users.by_name(credentials.name[:64])
-            services.record("login.failed", "system", "system", account=known.name if known else None)
+            # The log is public: a staff account is named, any other name typed (a visitor's, or a
+            # password pasted into the name field) appears only as a keyed pseudonym, and the
+            # client's address not at all.
+            services.record("login.failed", "system", "system", account=credentials.name[:64])
             raise HTTPException(401, "wrong name or password")
         throttle.succeeded(*keys)
         services.record("login", user.name, str(user.role))
