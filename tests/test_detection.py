@@ -6,17 +6,29 @@ import hashlib
 import itertools
 from pathlib import Path
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.helpers import ASTRONAUT_FACE, astronaut, background, face_frame, iou, moving_face_frames
+from tests.helpers import (
+    ASTRONAUT_FACE,
+    astronaut,
+    background,
+    face_detail,
+    face_frame,
+    iou,
+    moving_face_frames,
+)
 from veilwatch.boxes import Detections, coverage
 from veilwatch.detection.centerface import CenterFace
 from veilwatch.detection.model_files import default_model, resolve_model
 from veilwatch.detection.scanner import (
+    EDGE_PX,
+    FACE_ASPECT,
+    FINE_LEVEL_MAX_FACE_PX,
     TILE_OVERLAP_PX,
     TILE_PX,
     FaceScanner,
@@ -24,9 +36,11 @@ from veilwatch.detection.scanner import (
     full_scan,
     level_tiles,
     pyramid_scales,
+    widen_cut_faces,
 )
 from veilwatch.detection.schedule import ScheduledScanner
 from veilwatch.errors import ModelError
+from veilwatch.frames import Frame
 from veilwatch.pipeline.engine import Engine
 from veilwatch.settings import AnonymizeSettings, DetectorSettings
 
@@ -101,6 +115,87 @@ def test_scan_maps_tile_boxes_back_to_frame_pixels(engine: Engine) -> None:
     assert max(iou(b.tolist(), box) for b in found.boxes) > 0.6
 
 
+# --- large faces, and faces cut by the frame's edge -----------------------------------------------
+
+
+def test_large_faces_are_kept_from_a_share_of_the_threshold(engine: Engine) -> None:
+    frame, box = face_frame(400, 300, 150, 80, 48, seed=1)
+    score = float(engine.scanner.detect(frame).scores.max())
+    threshold = min(0.95, (score + 1) / 2)  # above the face's best score ...
+    factor = 0.9 * score / threshold  # ... whose share for large faces is below it
+
+    def found(large_face: float) -> Detections:
+        settings = DetectorSettings(threshold=threshold, large_face_factor=factor, large_face=large_face)
+        return FaceScanner(engine.network, settings).detect(frame)
+
+    assert any(iou(b.tolist(), box) > 0.5 for b in found(large_face=30.0).boxes)  # 48 px: a large face
+    assert not any(iou(b.tolist(), box) > 0.3 for b in found(large_face=100.0).boxes)  # held to the threshold
+
+
+def test_a_large_low_score_box_on_a_confident_face_is_a_part_of_it(engine: Engine) -> None:
+    boxes = [
+        [100, 100, 200, 220],  # a confident face
+        [120, 180, 180, 240],  # below the threshold, two thirds inside it: its mouth and chin
+        [300, 100, 340, 150],  # below the threshold, on its own: kept
+        [190, 90, 240, 150],  # below the threshold, a sixth inside the face: kept
+        [310, 130, 350, 180],  # below the threshold, 30 % inside another weak box only: kept
+    ]
+    scores = [0.9, 0.08, 0.08, 0.09, 0.075]
+    merged = engine.scanner.merge([Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32))])
+    kept = sorted(map(tuple, merged.boxes.tolist()))
+    assert kept == sorted(tuple(map(float, b)) for i, b in enumerate(boxes) if i != 1)
+
+
+def test_a_fine_level_leaves_large_faces_to_the_coarser_ones(engine: Engine) -> None:
+    frame, box = face_frame(400, 300, 60, 20, 170, seed=1)  # 340 px tall at the enlarged level
+    scales = pyramid_scales(400, 300, engine.scanner.settings)
+    assert scales == [2.0, 1.0]
+    (tile,) = level_tiles(0, scales[0], 400, 300)
+    net_input = np.zeros((608, 800, 3), np.uint8)
+    net_input[:600] = cv2.resize(frame, (800, 600), interpolation=cv2.INTER_LINEAR)
+    raw = engine.network.run(net_input, engine.scanner.settings.threshold)
+    assert max(iou((b / 2).tolist(), box) for b in raw.boxes) > 0.6  # the network does see it there ...
+    fine = engine.scanner.scan(frame, tile)
+    assert (fine.heights * scales[0] <= FINE_LEVEL_MAX_FACE_PX).all()  # ... but that level does not report it
+    assert not any(iou(b.tolist(), box) > 0.3 for b in fine.boxes)
+    found = engine.scanner.detect(frame)  # the base level does
+    assert len(found) == 1
+    assert iou(found.boxes[0].tolist(), box) > 0.6
+
+
+def test_widen_cut_faces_widens_boxes_at_the_frame_edge_within_the_frame() -> None:
+    boxes = np.asarray(
+        [[0, 10, 20, 60], [100, 100, 120, 150], [190, 0, 200, 30], [50, 180, 60, 200], [100, 0, 160, 40]],
+        np.float32,
+    )
+    out = widen_cut_faces(boxes, 200, 200)
+    np.testing.assert_allclose(out[0], [0, 10, 30, 60])  # 20 × 50 at the left edge: 40 wide about x 10
+    np.testing.assert_array_equal(out[1], boxes[1])  # inside the frame: as found
+    np.testing.assert_allclose(out[2], [183, 0, 200, 30])  # 24 wide about x 195, cut at the right edge
+    np.testing.assert_allclose(out[3], [47, 180, 63, 200])  # at the bottom edge: 16 wide about x 55
+    np.testing.assert_array_equal(out[4], boxes[4])  # at the top edge but already wider than a face
+    assert widen_cut_faces(np.zeros((0, 4), np.float32), 200, 200).shape == (0, 4)
+
+
+def test_a_face_cut_by_the_frame_edge_gets_a_face_wide_box_and_is_veiled(engine: Engine) -> None:
+    cut = 230  # the left half of the astronaut's face lies outside the frame
+    frame = np.ascontiguousarray(astronaut()[:, cut:])
+    face = (0.0, ASTRONAUT_FACE[1], ASTRONAUT_FACE[2] - cut, ASTRONAUT_FACE[3])
+    height, width = frame.shape[:2]
+    parts = [engine.scanner.scan(frame, tile) for tile in full_scan(width, height, engine.scanner.settings)]
+    as_found = engine.scanner.merge(parts)
+    widened = engine.scanner.merge(parts, size=(width, height))
+    best = int(np.argmax([iou(b.tolist(), face) for b in as_found.boxes]))
+    before, after = as_found.boxes[best], widened.boxes[best]
+    assert before[0] < EDGE_PX
+    assert before[2] - before[0] < FACE_ASPECT * (before[3] - before[1])  # boxed by its visible part
+    assert after[2] - after[0] > before[2] - before[0]
+    assert after[0] >= 0
+    np.testing.assert_array_equal(after[[1, 3]], before[[1, 3]])
+    out = engine.image_veiler().push(Frame(0, frame))[0].frame.pixels
+    assert face_detail(frame, out, face) < 0.3
+
+
 # --- the scan pyramid ----------------------------------------------------------------------------
 
 SIZES = [(640, 360), (1920, 1080), (1080, 1920), (3840, 2160), (100, 60), (333, 777)]
@@ -158,9 +253,11 @@ class RecordingScanner(FaceScanner):
         super().__init__(network, settings)
         self.tiles: list[ScanTile] = []
 
-    def scan(self, frame: npt.NDArray[np.uint8], tile: ScanTile, *, owned: bool = True) -> Detections:
+    def scan(
+        self, frame: npt.NDArray[np.uint8], tile: ScanTile, *, owned: bool = True, still: bool = False
+    ) -> Detections:
         self.tiles.append(tile)
-        return super().scan(frame, tile, owned=owned)
+        return super().scan(frame, tile, owned=owned, still=still)
 
 
 def test_schedule_searches_everything_within_a_period_then_carries_unchanged_tiles(engine: Engine) -> None:

@@ -265,9 +265,17 @@ def test_no_veil_is_carried_across_a_cut_end_to_end(engine: Engine, walk: list[t
     other = np.ascontiguousarray(cv2.resize(_other_scene(), (192, 144)), np.uint8)
     frames = [pixels for pixels, _ in walk[:8]] + [other] * 4
     cfg = engine.tracker_config(25.0, 1, live=True)
-    veiler = FrameVeiler(engine.scanner, Veil(VeilSettings()), FaceTracker(cfg))
+    veil = Veil(VeilSettings())
+    veiler = FrameVeiler(engine.scanner, veil, FaceTracker(cfg))
     out = _run(veiler, frames)
     assert len(out[7].detections) == 1
     for v in out[8:]:
         assert len(v.held) == 0
-        np.testing.assert_array_equal(v.frame.pixels, other)  # nothing veiled in the new shot
+        # Nothing is veiled in the new shot but what the detector finds in it (part of the coffee
+        # cup scores as a large, low-confidence face).
+        found = np.zeros((144, 192), bool)
+        for r in veil.regions(v.detections.boxes, 192, 144):
+            found[r.y0 : r.y1, r.x0 : r.x1] = True
+        changed = (v.frame.pixels != other).any(axis=2)
+        assert changed.any() == bool(len(v.detections))
+        assert not (changed & ~found).any()

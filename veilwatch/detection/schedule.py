@@ -133,7 +133,7 @@ class ScheduledScanner:
         cost = sum(t.cost for t in self._base) + sum(self._tiles[i].tile.cost for i in due) + motion_cost
         self.stats = ScanStats(len(self._base) + len(due), carried, cost)
         self._frame += 1
-        return self._scanner.merge(parts)
+        return self._scanner.merge(parts, size=self._size)
 
     def _restart(self) -> None:
         """Forget every fine-level search, as at the start of a stream."""
