@@ -36,8 +36,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import numpy.typing as npt
-from PIL import Image, ImageFilter
+from common import detail_survival
+from PIL import Image
 
 from veilwatch.config import LiveDetectorConfig
 from veilwatch.live.pipeline import CameraPipeline, CameraStats, LiveSettings, PublishedFrame
@@ -98,21 +98,6 @@ class Viewer:
         self._thread.join(5)
 
 
-def detail(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], h: float) -> float:
-    """veil_check.py's detail survival: correlation of the high-pass detail of a and b."""
-    sigma = max(1.0, h / 16.0)
-
-    def highpass(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        im = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
-        return x - np.asarray(im.filter(ImageFilter.GaussianBlur(sigma)), dtype=np.float64)
-
-    ha, hb = highpass(a), highpass(b)
-    ha -= ha.mean()
-    hb -= hb.mean()
-    den = float(np.sqrt((ha * ha).sum() * (hb * hb).sum()))
-    return float((ha * hb).sum() / den) if den > 1e-9 else 0.0
-
-
 def faces_shown(demo: DemoSource, frames: list[PublishedFrame]) -> tuple[int, int]:
     """(faces checked, faces whose detail survived) over the kept frames."""
     checked = shown = 0
@@ -124,7 +109,7 @@ def faces_shown(demo: DemoSource, frames: list[PublishedFrame]) -> tuple[int, in
             w, h = x1 - x0, y1 - y0
             ix0, iy0, ix1, iy1 = round(x0 + 0.1 * w), round(y0 + 0.1 * h), round(x0 + 0.9 * w), round(y0 + 0.9 * h)
             checked += 1
-            shown += detail(raw[iy0:iy1, ix0:ix1], out[iy0:iy1, ix0:ix1], h) >= VEILED
+            shown += detail_survival(raw[iy0:iy1, ix0:ix1], out[iy0:iy1, ix0:ix1], h) >= VEILED
     return checked, shown
 
 

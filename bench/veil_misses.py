@@ -30,7 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageFilter
+from common import detail_survival
+from PIL import Image
 
 from veilwatch.boxes import coverage, iou_matrix
 from veilwatch.redaction.veils import veil_areas
@@ -66,21 +67,6 @@ class Miss:
 def grey(path: Path) -> Grey:
     """Luma as veil_check.py reads it."""
     return np.asarray(Image.open(path).convert("L"), dtype=np.float64)
-
-
-def detail_survival(a: Grey, b: Grey, h: float) -> float:
-    """veil_check.py's measure: correlation of the high-pass detail (sigma h/16) of a and b."""
-    sigma = max(1.0, h / 16.0)
-
-    def highpass(x: Grey) -> Grey:
-        im = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
-        return x - np.asarray(im.filter(ImageFilter.GaussianBlur(sigma)), dtype=np.float64)
-
-    ha, hb = highpass(a), highpass(b)
-    ha -= ha.mean()
-    hb -= hb.mean()
-    den = float(np.sqrt((ha * ha).sum() * (hb * hb).sum()))
-    return float((ha * hb).sum() / den) if den > 1e-9 else 0.0
 
 
 def inner_box(x: float, y: float, w: float, h: float, width: int, height: int) -> tuple[int, int, int, int]:

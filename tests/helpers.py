@@ -6,13 +6,17 @@ inside the test; nothing is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
+import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -385,3 +389,33 @@ def encode_image(pixels: Pixels, fmt: str = "JPEG", **options: Any) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(out, fmt, **options)
     return out.getvalue()
+
+
+# --- a real server on loopback --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """Run `app` under a real uvicorn server on loopback, in a thread; yields its base URL."""
+    import uvicorn
+
+    port = port if port is not None else free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
-from tests.helpers import face_detail
+from tests.helpers import face_detail, free_port, serving
 from veilwatch.config import CameraConfig, ServeConfig, ServerConfig
 from veilwatch.server.app import create_app
 from veilwatch.server.services import Services
@@ -28,16 +25,9 @@ PASSWORD = "correct horse battery"
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Services]]:
-    port = _free_port()
+    port = free_port()
     cameras = [
         CameraConfig(name="hall", source="demo:walkers?seed=1&people=3", location="Hall", purpose="test"),
         CameraConfig(name="vault", source="demo:walkers?seed=2&people=2", viewers=["operator"]),
@@ -46,17 +36,10 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Servic
     services = Services.start(ServeConfig(server=server_config, cameras=cameras))
     for name, role in (("vera", Role.VISITOR), ("otto", Role.OPERATOR)):
         services.users.add(name, PASSWORD, role)
-    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", services
+        with serving(create_app(services), port) as base:
+            yield base, services
     finally:
-        server.should_exit = True
-        thread.join(10)
         services.stop()
 
 

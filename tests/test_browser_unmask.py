@@ -8,7 +8,6 @@ import io
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,10 +17,10 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-import uvicorn
 
 from tests.conftest import CHROMIUM
-from tests.test_browser import PASSWORD, _free_port, _log_in, _wait
+from tests.helpers import free_port, serving
+from tests.test_browser import PASSWORD, _log_in, _wait
 from veilwatch.config import CameraConfig, ServeConfig, ServerConfig, VaultConfig
 from veilwatch.server.app import create_app
 from veilwatch.server.services import Services
@@ -52,27 +51,20 @@ def vault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def room(tmp_path_factory: pytest.TempPathFactory, vault_dir: Path) -> Iterator[tuple[str, Services]]:
-    port = _free_port()
+    port = free_port()
     cameras = [CameraConfig(name="hall", source="demo:walkers?seed=3&people=3", location="Hall", purpose="test")]
     server = ServerConfig(port=port, data_dir=tmp_path_factory.mktemp("unmask"), segment_seconds=2)
     config = ServeConfig(server=server, vault=VaultConfig(public_file=vault_dir / "vault.json"), cameras=cameras)
     services = Services.start(config)
     services.users.add("otto", PASSWORD, Role.OPERATOR)
-    uv = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not uv.started and time.time() < deadline:
-        time.sleep(0.05)
-    # Record a few seconds, so that a complete segment and its sealed faces exist.
-    deadline = time.time() + 30
-    while services.faces.count() < 2 and time.time() < deadline:
-        time.sleep(0.2)
     try:
-        yield f"http://127.0.0.1:{port}", services
+        with serving(create_app(services), port) as base:
+            # Record a few seconds, so that a complete segment and its sealed faces exist.
+            deadline = time.time() + 30
+            while services.faces.count() < 2 and time.time() < deadline:
+                time.sleep(0.2)
+            yield base, services
     finally:
-        uv.should_exit = True
-        thread.join(10)
         services.stop()
 
 

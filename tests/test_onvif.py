@@ -14,12 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.onvif_device import FOV_HALF_WIDTH, FOV_PT, GENERIC_PT, GENERIC_ZOOM, Features, OnvifDevice, Request
-from veilwatch.boxes import Detections
+from tests.test_live import RecordingScanner
 from veilwatch.config import CameraConfig, OnvifConfig, ServeConfig, ServerConfig
-from veilwatch.detection.scanner import FaceScanner, full_scan
-from veilwatch.detection.schedule import ScanStats, ScheduledScanner
+from veilwatch.detection.scanner import full_scan
 from veilwatch.errors import PTZError
-from veilwatch.frames import Image
 from veilwatch.live.onvif_ptz import MOVE_HOLD_S, SETTLE_MARGIN_S, HeadAbilities, HeadStep, OnvifPTZ, onvif_values
 from veilwatch.live.pipeline import CameraPipeline, LiveSettings, VeiledOutput
 from veilwatch.pipeline.engine import Engine
@@ -192,19 +190,6 @@ def test_a_closed_head_refuses_moves() -> None:
 
 
 # --- the live pipeline: a moving head forces a fresh full search -----------------------------------
-
-
-class RecordingScanner(ScheduledScanner):
-    """The real scanner, keeping what it searched on every frame."""
-
-    def __init__(self, scanner: FaceScanner, width: int, height: int, period: int) -> None:
-        super().__init__(scanner, width, height, period)
-        self.history: list[ScanStats] = []
-
-    def detect(self, frame: Image) -> Detections:
-        found = super().detect(frame)
-        self.history.append(self.stats)
-        return found
 
 
 def test_a_real_move_withholds_the_moving_picture_then_searches_it_in_full() -> None:

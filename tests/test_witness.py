@@ -8,9 +8,7 @@ rollbacks are made the way an operator with the signing key could: from copies o
 from __future__ import annotations
 
 import base64
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
-from tests.helpers import error_lines, run_cli
+from tests.helpers import error_lines, free_port, run_cli
+from tests.helpers import serving as serving_app
 from veilwatch.audit.client import LogClient
 from veilwatch.audit.log import AuditLog
 from veilwatch.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -35,31 +33,14 @@ from veilwatch.storage.db import Database
 ORIGIN = "witness-test.example/audit"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(log: AuditLog, witnesses: list[str]) -> Iterator[str]:
     """The log's routes behind the real auth middleware (no sessions exist), on loopback."""
     app = FastAPI()
     app.router.routes.extend(log_routes(log, witnesses).routes)
     app.add_middleware(AuthMiddleware, routes=app.router.routes, lookup=lambda token: None, tokens={})
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving_app(app) as base:
+        yield base
 
 
 @contextmanager
@@ -285,6 +266,6 @@ def test_export_and_offline_verify_by_the_cli(tmp_path: Path) -> None:
 def test_an_unreachable_server_is_one_clear_error() -> None:
     with (
         pytest.raises(AuditError, match="cannot reach"),
-        LogClient(f"http://127.0.0.1:{_free_port()}", timeout_s=2) as c,
+        LogClient(f"http://127.0.0.1:{free_port()}", timeout_s=2) as c,
     ):
         c.checkpoint()

@@ -13,12 +13,11 @@ from veilwatch.audit.log import AuditLog, stored_origin
 from veilwatch.audit.note import NoteError, Verifier
 from veilwatch.audit.verify import ExportError, LogExport, VerifyResult, verify_log
 from veilwatch.audit.witness import check_and_cosign, create_witness, load_witness, save_state
-from veilwatch.config import load_config
+from veilwatch.cli.users import resolve_data_dir
 from veilwatch.errors import ConfigError, InputError, InputNotFoundError, LogVerificationError
 from veilwatch.media.atomic import atomic_output
 from veilwatch.storage.db import Database
 
-DEFAULT_DATA_DIR = Path("veilwatch-data")
 DATABASE = "veilwatch.sqlite3"
 KEY_DIR = "keys"
 
@@ -80,7 +79,7 @@ def _b64(raw: bytes) -> str:
 
 def export(config: Path | None, data_dir: Path | None, output: Path) -> int:
     """Write the log of a data folder (entries, stored hashes, checkpoints) to a JSON file."""
-    folder = _data_dir(config, data_dir)
+    folder = resolve_data_dir(config, data_dir)
     path = folder / DATABASE
     if not path.exists():
         raise InputNotFoundError("no veilwatch database here", path=str(path))
@@ -140,11 +139,3 @@ def _read_export(path: Path) -> LogExport:
         return LogExport.from_json(json.loads(_read_text(path)))
     except (ValueError, ExportError) as exc:
         raise InputError(f"not a log export: {exc}", path=str(path)) from exc
-
-
-def _data_dir(config: Path | None, data_dir: Path | None) -> Path:
-    if data_dir is not None:
-        return data_dir
-    if config is not None:
-        return load_config(config).server.data_dir
-    return DEFAULT_DATA_DIR

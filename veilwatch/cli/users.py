@@ -26,7 +26,8 @@ from veilwatch.storage.users import Role, UserStore, check_name, check_password
 DEFAULT_DATA_DIR = Path("veilwatch-data")
 
 
-def _data_dir(config: Path | None, data_dir: Path | None) -> Path:
+def resolve_data_dir(config: Path | None, data_dir: Path | None) -> Path:
+    """The data folder: --data-dir, else the config's, else the default."""
     if data_dir is not None:
         return data_dir
     if config is not None:
@@ -58,7 +59,7 @@ class Room:
 
 
 def open_room(config: Path | None, data_dir: Path | None) -> Room:
-    folder = _data_dir(config, data_dir)
+    folder = resolve_data_dir(config, data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     db = Database.open(folder / "veilwatch.sqlite3")
     try:
