@@ -39,7 +39,7 @@ import numpy as np
 from common import detail_survival
 from PIL import Image
 
-from veilwatch.config import LiveDetectorConfig
+from veilwatch.config import LiveDetectorConfig, ServerConfig
 from veilwatch.live.pipeline import CameraPipeline, CameraStats, LiveSettings, PublishedFrame
 from veilwatch.pipeline.engine import Engine
 from veilwatch.server.services import RecorderSink
@@ -116,7 +116,8 @@ def faces_shown(demo: DemoSource, frames: list[PublishedFrame]) -> tuple[int, in
 class Recording:
     """What `veilwatch serve` adds per camera: a recorder sink (and, with a vault, sealed raw faces)."""
 
-    def __init__(self, vault: bool) -> None:
+    def __init__(self, vault: bool, preset: str) -> None:
+        self.preset = preset
         self.folder = tempfile.TemporaryDirectory(prefix="veilwatch-live-bench-")
         data = Path(self.folder.name)
         self.db = Database.open(data / "veilwatch.sqlite3")
@@ -131,7 +132,7 @@ class Recording:
 
     def sink(self, name: str) -> RecorderSink:
         """A recorder sink for one camera, as Services builds it."""
-        recorder = SegmentRecorder(name, Path(self.folder.name), self.segments, 10.0, 1280, 720)
+        recorder = SegmentRecorder(name, Path(self.folder.name), self.segments, 10.0, 1280, 720, preset=self.preset)
         faces = None
         if self.vault is not None:
             vault = self.vault
@@ -217,6 +218,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=5, help="check every n-th published frame for faces")
     parser.add_argument("--record", action="store_true", help="also record, as veilwatch serve does")
     parser.add_argument("--vault", action="store_true", help="with --record: also seal the raw faces")
+    parser.add_argument("--record-preset", default=ServerConfig().record_preset, help="x264 preset of the recordings")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     detector = live.model_copy(update={"min_face": args.min_face, "full_scan_seconds": args.full_scan_seconds})
@@ -224,7 +226,7 @@ def main() -> None:
     report: dict[str, list[dict[str, object]]] = {}
     print("cameras camera fps_in fps_out lat_p99_ms det_mean_ms det_p99_ms drops withheld faces shown")
     for count in args.cameras:
-        recording = Recording(args.vault) if args.record else None
+        recording = Recording(args.vault, args.record_preset) if args.record else None
         try:
             results = measure(engine, count, args.warmup, args.seconds, args.sample, recording)
         finally:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import face_detail
+from tests.helpers import face_detail, iou
 from veilwatch.boxes import Detections
 from veilwatch.detection.scanner import FaceScanner, full_scan
 from veilwatch.detection.schedule import ScanStats, ScheduledScanner
@@ -353,6 +353,45 @@ def test_live_veilers_search_the_whole_first_frame(live_engine: Engine) -> None:
     assert isinstance(live, ScheduledScanner)
     live.detect(frame)
     assert live.stats.tiles_scanned == tiles
+
+
+def test_live_base_level_searches_what_changed_and_carries_the_rest(live_engine: Engine) -> None:
+    demo = DemoSource(seed=4, people=4, width=W, height=H)
+    scanner = ScheduledScanner(live_engine.scanner, W, H, period_frames=30, motion=True)
+    tiles = full_scan(W, H, live_engine.settings.detector)
+    full_cost = sum(tile.cost for tile in tiles)
+    base_cost = sum(tile.cost for tile in tiles if tile.level == max(t.level for t in tiles))
+    first = demo.frame(0)
+    scanner.request_full_scan()
+    found = scanner.detect(first)
+    assert scanner.stats.network_pixels == full_cost
+    again = scanner.detect(first.copy())  # a still picture: the same pixels hold the same faces
+    assert scanner.stats.network_pixels == 0
+    assert np.array_equal(again.boxes, found.boxes)
+    base_costs = []
+    for index in range(1, 12):  # walkers move: only around them is searched afresh, and every face is found
+        found = scanner.detect(demo.frame(index))
+        base_costs.append(scanner.stats.base_pixels)
+        for box in demo.ground_truth(index):
+            assert any(iou(b.tolist(), box) > 0.4 for b in found.boxes), (index, box)
+    in_full = [index for index, cost in enumerate(base_costs, 1) if cost == base_cost]
+    assert 9 in in_full  # the stream's 11th frame: in full every 1/3 period (10 frames here)
+    assert len(in_full) <= 3  # or when the changed parts would cost half as much
+    assert all(0 < cost <= 0.5 * base_cost for cost in base_costs if cost != base_cost)
+
+
+def test_live_streams_take_turns_with_their_full_searches(live_engine: Engine) -> None:
+    demo = DemoSource(seed=5, people=3, width=W, height=H)
+    peaks = []
+    for _ in range(2):
+        detector = live_engine.video_veiler(Fraction(10), W, H, live=True).detector
+        assert isinstance(detector, ScheduledScanner)
+        costs = []
+        for index in range(11):
+            detector.detect(demo.frame(index))
+            costs.append(detector.stats.base_pixels)
+        peaks.append(int(np.argmax(costs[1:])))  # the base level in full, after the first frame's full search
+    assert peaks[0] != peaks[1]
 
 
 # --- the camera pipeline -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from veilwatch.errors import ConfigError
 from veilwatch.settings import DetectorSettings, TrackerSettings, VeilSettings
 
 RoleName = Literal["visitor", "operator", "auditor", "admin"]
+RecordPreset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 DEFAULT_VIEWERS: tuple[RoleName, ...] = ("visitor", "operator", "auditor")
 
@@ -57,6 +58,10 @@ class ServerConfig(_Strict):
     min_free_disk_mb: int = Field(512, ge=0, description="evict the oldest recordings below this much free disk")
     segment_seconds: float = Field(
         10.0, ge=1, le=600, description="length of each recording segment (and of each sealed face chunk)"
+    )
+    # Every camera's veiled video is encoded once more to be recorded, on the cores the detector needs.
+    record_preset: RecordPreset = Field(
+        "ultrafast", description="x264 speed preset of the recordings: faster costs less CPU, makes larger files"
     )
     metrics_token: str | None = Field(None, description="bearer token Prometheus may use for /metrics")
 

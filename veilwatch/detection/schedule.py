@@ -10,6 +10,10 @@ second per frame on a 2-core CPU. Video is redundant, so:
   pixels, same faces), is searched again only after `REFRESH_PERIODS` periods, and gives its
   share of the budget to tiles that did change — on a still camera the fine levels come round
   far more often than once per period;
+- a live stream's base level is searched in full every `1 / BASE_REFRESHES_PER_PERIOD` of a
+  period; in between, only where the picture changed since that search (each changed region
+  grown over the faces it touches), and the faces whose surroundings are unchanged are carried:
+  every face is then either in the very pixels that were searched or searched afresh;
 - a file's first frames need no full search: the tracker's look-back veils back to its start
   the faces the fine levels find during the first period; a live stream has no look-back, so it
   asks for a full search of its first frame (`request_full_scan`), and again for the first frame
@@ -28,6 +32,7 @@ hold-over, never shorter than a period, covers a face until its tile comes round
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -40,8 +45,12 @@ from veilwatch.detection.scanner import FaceScanner, ScanTile, level_tiles, pyra
 CHANGE_SCALE = 4  # change detection runs on the grey frame shrunk by this factor
 CHANGE_GREY_LEVELS = 12  # a shrunk pixel differing by more than this counts as changed
 REFRESH_PERIODS = 4  # an unchanged tile is searched again after this many scan periods
-MOTION_MARGIN_PX = 32  # live: the finest level searches around whatever moved, this far around it
+MOTION_MARGIN_PX = 16  # live: the finest level searches around whatever moved, this far around it
 UNMOVED_MARGIN = 1.5  # a carried face is kept while this much of its surroundings is unchanged
+# Live: the base level is searched in full this many times per scan period, and in between only
+# where the picture changed; and in full anyway when the changed parts cost half a full search.
+BASE_REFRESHES_PER_PERIOD = 3
+BASE_PARTIAL_SHARE = 0.5
 
 Grey = npt.NDArray[np.uint8]
 
@@ -61,6 +70,7 @@ class ScanStats:
     tiles_scanned: int
     tiles_carried: int
     network_pixels: int
+    base_pixels: int  # of network_pixels, those of the base level (live: in full or only where the picture changed)
 
 
 class ScheduledScanner:
@@ -76,7 +86,9 @@ class ScheduledScanner:
         motion: bool = False,
         first_frame: int = 0,
         restart_every: int | None = None,
+        phase: float = 0.0,
     ) -> None:
+        """`phase` (0..1) shifts when the costly searches fall, so that streams sharing the cores take turns."""
         self._scanner = scanner
         scales = pyramid_scales(width, height, scanner.settings)
         base = len(scales) - 1
@@ -84,6 +96,10 @@ class ScheduledScanner:
         self._motion_scale = scales[0] if motion and base > 0 else None
         self._previous: Grey | None = None
         self._base = level_tiles(base, scales[base], width, height)
+        # Live only: the base level's last full search, as one whole-frame tile (None: every frame in full).
+        self._base_state = _TileState(ScanTile(base, scales[base], 0, 0, width, height)) if motion else None
+        self._base_refresh = max(1, round(period_frames / BASE_REFRESHES_PER_PERIOD))
+        self._base_phase = round(phase % 1.0 * self._base_refresh)
         self._tiles = [
             _TileState(tile)
             for level, scale in enumerate(scales[:-1])
@@ -92,12 +108,13 @@ class ScheduledScanner:
         self.period_frames = max(1, period_frames)
         total = sum(state.tile.cost for state in self._tiles)
         self._budget = total / self.period_frames
-        self._credit = 0.0  # the look-back (≥ one period) covers faces found during the first period
+        # The look-back (≥ one period) covers faces found during the first period; a phase starts some credit ahead.
+        self._credit = phase % 1.0 * total
         self._credit_cap = float(total)
         self._frame = first_frame  # index in the stream of the next frame
         self._restart_every = restart_every
         self._full_next = False
-        self.stats = ScanStats(0, 0, 0)
+        self.stats = ScanStats(0, 0, 0, 0)
 
     def request_full_scan(self) -> None:
         """Search every tile of every level on the next frame, whatever the budget."""
@@ -108,7 +125,11 @@ class ScheduledScanner:
         if self._restart_every and self._frame % self._restart_every == 0:
             self._restart()
         grey = _shrunk_grey(frame)
-        parts = [self._scanner.scan(frame, tile) for tile in self._base]
+        if self._base_state is None:
+            parts = [self._scanner.scan(frame, tile) for tile in self._base]
+            base_cost, base_searches = sum(t.cost for t in self._base), len(self._base)
+        else:
+            parts, base_cost, base_searches = self._live_base(frame, grey, self._base_state)
         motion_cost = 0
         if self._motion_scale is not None and self._previous is not None:
             for x0, y0, x1, y1 in motion_regions(self._previous, grey, *self._size):
@@ -130,10 +151,31 @@ class ScheduledScanner:
                 carried += 1
             else:
                 parts.append(_unmoved(state, grey))  # faces whose own pixels did not change
-        cost = sum(t.cost for t in self._base) + sum(self._tiles[i].tile.cost for i in due) + motion_cost
-        self.stats = ScanStats(len(self._base) + len(due), carried, cost)
+        cost = base_cost + sum(self._tiles[i].tile.cost for i in due) + motion_cost
+        self.stats = ScanStats(base_searches + len(due), carried, cost, base_cost)
         self._frame += 1
         return self._scanner.merge(parts, size=self._size)
+
+    def _live_base(
+        self, frame: npt.NDArray[np.uint8], grey: Grey, state: _TileState
+    ) -> tuple[list[Detections], int, int]:
+        """The base level's faces (raw parts), network cost and searches: in full, or where the picture changed."""
+        full_cost = sum(t.cost for t in self._base)
+        regions: list[ScanTile] = []
+        due = (self._frame + self._base_phase) % self._base_refresh == 0
+        full = due or self._full_next or state.thumb is None
+        if not full and state.thumb is not None:
+            changed = motion_regions(state.thumb, grey, *self._size)
+            grown = _grown_over(changed, scale_boxes(state.found.boxes, UNMOVED_MARGIN), *self._size)
+            regions = [ScanTile(state.tile.level, state.tile.scale, *box) for box in grown]
+            full = sum(r.cost for r in regions) > BASE_PARTIAL_SHARE * full_cost
+        if full:
+            found = [self._scanner.scan(frame, tile) for tile in self._base]
+            state.found, state.thumb, state.last_scan = Detections.concat(found), grey.copy(), self._frame
+            return found, full_cost, len(self._base)
+        parts = [_unmoved(state, grey)]
+        parts += [self._scanner.scan(frame, region, owned=False) for region in regions]
+        return parts, sum(r.cost for r in regions), len(regions)
 
     def _restart(self) -> None:
         """Forget every fine-level search, as at the start of a stream."""
@@ -184,6 +226,20 @@ def motion_regions(previous: Grey, current: Grey, width: int, height: int) -> li
         for x, y, w, h, _ in stats[1:count]
     ]
     merged = _merged(boxes)
+    return [(max(0, a), max(0, b), min(width, c), min(height, d)) for a, b, c, d in merged]
+
+
+def _grown_over(
+    regions: list[tuple[int, int, int, int]], faces: npt.NDArray[np.float32], width: int, height: int
+) -> list[tuple[int, int, int, int]]:
+    """Regions grown over every face box they touch (so a face is searched whole), merged, within the frame."""
+    grown = [list(region) for region in regions]
+    for box in grown:
+        for x0, y0, x1, y1 in faces.tolist():
+            if box[0] < x1 and x0 < box[2] and box[1] < y1 and y0 < box[3]:
+                left, top, right, bottom = int(x0), int(y0), math.ceil(x1), math.ceil(y1)
+                box[:] = [min(box[0], left), min(box[1], top), max(box[2], right), max(box[3], bottom)]
+    merged = _merged(grown) if grown else []
     return [(max(0, a), max(0, b), min(width, c), min(height, d)) for a, b, c, d in merged]
 
 

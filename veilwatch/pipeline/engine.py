@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -17,6 +19,9 @@ from veilwatch.tracking.tracker import FaceTracker, TrackerConfig
 DEFAULT_FPS = 25.0  # assumed when a stream does not say
 MEMORY_FACTOR = 2  # tracks are remembered this many hold-over spans, for the unveiled-run audit
 SYNC_PERIODS = 4  # a file's scan schedule starts afresh every this many scan periods (see schedule.py)
+# Live streams get scan phases spaced by the golden ratio, so that any number of cameras take turns
+# with their costly searches instead of all doing them on the same frame.
+PHASE_STEP = (math.sqrt(5) - 1) / 2
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Engine:
             RuntimeOptions(threads=detector.threads, device=detector.device, precision=detector.precision),
         )
         self.scanner = FaceScanner(self.network, detector)
+        self._live_streams = itertools.count()  # how many live veilers were made: their scan phases
 
     def image_veiler(self) -> FrameVeiler:
         """A veiler for a single still image (no tracking)."""
@@ -75,6 +81,7 @@ class Engine:
             motion=live,
             first_frame=first_frame,
             restart_every=timing.restart_every,
+            phase=next(self._live_streams) * PHASE_STEP % 1.0 if live else 0.0,
         )
         if live:
             detector.request_full_scan()

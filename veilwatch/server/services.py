@@ -241,6 +241,7 @@ class Services:
             camera.width,
             camera.height,
             segment_seconds=self.config.server.segment_seconds,
+            preset=self.config.server.record_preset,
             min_free_bytes=self.config.server.min_free_disk_mb * 1_000_000,
         )
 
