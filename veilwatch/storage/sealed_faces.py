@@ -3,7 +3,7 @@
 What an unmask needs is stored, not more. The veiled recording already holds every frame with its
 faces veiled; an unmask only has to put back the pixels under the requested veils. So each
 camera's raw pixels are kept as the *face regions* of each recorded frame (the pixels under each
-veil, JPEG-compressed), gathered in memory into chunks of `chunk_s` seconds and handed to a
+veil, JPEG-compressed as each frame arrives), gathered in memory into chunks of `chunk_s` seconds and handed to a
 `Sealer` — AEAD with a fresh data key, wrapped to that day's public key (see `veilwatch.vault`) —
 before a single byte reaches the disk. The background is never stored twice, and a face the
 detector missed is in the veiled recording anyway, so nothing is lost by not keeping whole frames.
@@ -103,28 +103,48 @@ class SealedChunk:
     bytes: int
 
 
-def encode_payload(camera: str, frames: Sequence[FaceFrame]) -> bytes:
-    """The plaintext of a chunk (JPEG-compressed regions behind a JSON header)."""
+@dataclass(frozen=True)
+class _PackedFrame:
+    """One frame's face regions, already JPEG-compressed: (x0, y0, width, height, JPEG bytes) each."""
+
+    at_us: int
+    regions: tuple[tuple[int, int, int, int, bytes], ...]
+
+
+def _pack(frame: FaceFrame) -> _PackedFrame:
+    """Compress one frame's regions (done as frames arrive, so a chunk's flush is cheap and memory small)."""
     import cv2
 
+    packed = []
+    for region in frame.regions:
+        ok, jpeg = cv2.imencode(
+            ".jpg", cv2.cvtColor(region.pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
+        if not ok:
+            raise StorageError("cannot compress a face region")
+        packed.append((region.x0, region.y0, region.width, region.height, jpeg.tobytes()))
+    return _PackedFrame(frame.at_us, tuple(packed))
+
+
+def _assemble(camera: str, frames: Sequence[_PackedFrame]) -> bytes:
+    """The chunk plaintext from compressed frames: header, then the JPEG bytes it points into."""
     blobs: list[bytes] = []
     offset = 0
     header_frames = []
     for frame in frames:
         regions = []
-        for region in frame.regions:
-            ok, jpeg = cv2.imencode(
-                ".jpg", cv2.cvtColor(region.pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-            )
-            if not ok:
-                raise StorageError("cannot compress a face region")
-            data = jpeg.tobytes()
-            regions.append([region.x0, region.y0, region.width, region.height, offset, len(data)])
+        for x0, y0, width, height, data in frame.regions:
+            regions.append([x0, y0, width, height, offset, len(data)])
             blobs.append(data)
             offset += len(data)
         header_frames.append({"at_us": frame.at_us, "regions": regions})
     header = json.dumps({"camera": camera, "frames": header_frames}, sort_keys=True, separators=(",", ":")).encode()
     return MAGIC + struct.pack(">I", len(header)) + header + b"".join(blobs)
+
+
+def encode_payload(camera: str, frames: Sequence[FaceFrame]) -> bytes:
+    """The plaintext of a chunk (JPEG-compressed regions behind a JSON header)."""
+    return _assemble(camera, [_pack(frame) for frame in frames])
 
 
 def decode_payload(payload: bytes) -> FaceChunk:
@@ -238,7 +258,7 @@ class FaceChunkWriter:
     store: SealedFaceStore
     sealer: Sealer
     chunk_s: float = 10.0
-    _frames: list[FaceFrame] = field(default_factory=list)
+    _frames: list[_PackedFrame] = field(default_factory=list)
     _start_at: float | None = None
     _last_at: float = 0.0
     unsealed_frames: int = 0  # frames dropped because no key could seal them (never written clear)
@@ -251,7 +271,7 @@ class FaceChunkWriter:
             self._start_at = at
         self._last_at = max(self._last_at, at)
         if regions:
-            self._frames.append(FaceFrame(round(at * 1e6), tuple(regions)))
+            self._frames.append(_pack(FaceFrame(round(at * 1e6), tuple(regions))))
 
     def flush(self) -> None:
         """Seal and store what has been gathered (nothing when no face was seen)."""
@@ -260,7 +280,7 @@ class FaceChunkWriter:
         if not frames or start_at is None:
             return
         day = day_of(start_at)
-        payload = encode_payload(self.camera, frames)
+        payload = _assemble(self.camera, frames)
         start_us, end_us = round(start_at * 1e6), round(end_at * 1e6)
 
         def sealed_with(rel: str) -> bytes:
