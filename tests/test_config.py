@@ -49,6 +49,7 @@ def test_a_good_config_loads_and_hides_credentials(tmp_path: Path) -> None:
         ({"cameras": [{"name": "Bad Name", "source": "demo:walkers"}]}, "cameras.0.name"),
         ({"cameras": [{"name": "a", "source": "demo:walkers", "viewers": ["boss"]}]}, "cameras.0.viewers.0"),
         ({"server": {"tls_cert": "c.pem"}}, "server: "),
+        ({"server": {"record_preset": "placebo-ish"}}, "server.record_preset"),
         ({"cameras": [{"name": "a", "source": "demo:walkers"}, {"name": "a", "source": "demo:walkers"}]}, "unique"),
     ],
 )
