@@ -277,12 +277,29 @@ def test_schedule_searches_everything_within_a_period_then_carries_unchanged_til
             found_by = index
     assert sorted(set(scanner.tiles), key=repr) == sorted(all_tiles, key=repr)
     assert found_by is not None
-    for _ in range(3):  # a still camera: fine tiles are carried, the face stays found
+    searched = []
+    for _ in range(period):  # a still camera: everything is carried, the face stays found
         scanner.tiles.clear()
         again = scheduled.detect(frame)
         assert scheduled.stats.tiles_carried > 0
-        assert {t.level for t in scanner.tiles} == {base_level}  # only the base level ran
+        searched.append(sorted({t.level for t in scanner.tiles}))
         assert any(iou(b.tolist(), box) > 0.4 for b in again.boxes)
+    assert searched == [[base_level]] + [[]] * (period - 1)  # only the base level, in full once a period
+
+
+def test_schedule_searches_the_base_level_where_the_picture_changed(engine: Engine) -> None:
+    settings = DetectorSettings()
+    period = 6
+    scheduled = ScheduledScanner(engine.scanner, 640, 360, period_frames=period)
+    tiles = full_scan(640, 360, settings)
+    base_cost = sum(t.cost for t in tiles if t.level == max(x.level for x in tiles))
+    costs = []
+    for pixels, box in moving_face_frames(2 * period, 640, 360, 60, step=(12, 2), seed=9):
+        found = scheduled.detect(pixels)
+        costs.append(scheduled.stats.base_pixels)
+        assert any(iou(b.tolist(), box) > 0.4 for b in found.boxes)  # found wherever it moved to
+    assert [i for i, cost in enumerate(costs) if cost == base_cost] == [0, period]  # in full once a period
+    assert all(0 < cost < 0.5 * base_cost for cost in costs if cost != base_cost)  # else around the face
 
 
 def test_schedule_visits_every_changing_tile_within_about_a_period(engine: Engine) -> None:

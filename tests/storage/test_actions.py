@@ -57,6 +57,8 @@ def test_a_record_keeps_its_bytes_through_the_database(db: Database) -> None:
     assert [r.to_canonical_json() for r in back] == [r.to_canonical_json() for r in records[::-1]]
     assert log.recent(10, camera="gate") == [records[0]]
     assert log.recent(1) == [records[2]]
+    assert log.recent(1, kinds=["login.failed", "control.grant"]) == [records[1]]
+    assert log.recent(10, kinds=[ActionKind.VIEW_START]) == [records[2]]
 
 
 def test_the_caller_cannot_change_a_record_after_the_fact() -> None:

@@ -45,7 +45,7 @@ def _count_actions(db: Database) -> int:
 
 
 def test_fresh_database_is_migrated_to_head(db: Database) -> None:
-    assert _version(db) == _head() == "0003"
+    assert _version(db) == _head() == "0004"
     names = set(db.read(lambda s: s.scalars(text("SELECT name FROM sqlite_master WHERE type='table'")).all()))
     assert names >= TABLES
 

@@ -109,14 +109,16 @@ class CenterFace:
         # Idle inference threads sleep instead of spinning: decode and encode threads need the cores.
         session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = _providers(options.device)
-        prepared = _prepared_model_bytes(model)
-        graph: bytes | str = prepared
+        graph: bytes | str
         self.precision = "fp32"
         self.derived: ModelFile | None = None  # the int8 file actually loaded, if any
         if options.precision == "int8" and providers[0] == "CPUExecutionProvider":
-            self.derived = quantized_model(model, prepared)
+            # Prepared (and checked) only when the int8 file is not cached yet: it was checked when made.
+            self.derived = quantized_model(model, lambda: _prepared_model_bytes(model))
             self.precision = "int8"
             graph = str(self.derived.path)
+        else:
+            graph = _prepared_model_bytes(model)
         try:
             self._session = ort.InferenceSession(graph, session_options, providers=providers)
         except Exception as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -38,12 +38,12 @@ def cache_dir() -> Path:
     return Path(base) / "veilwatch"
 
 
-def quantized_model(source: ModelFile, prepared: bytes) -> ModelFile:
-    """The int8 model for `source` (prepared fp32 graph given), made and cached if missing."""
+def quantized_model(source: ModelFile, prepare: Callable[[], bytes]) -> ModelFile:
+    """The int8 model for `source`, made from its prepared fp32 graph (`prepare()`) and cached if missing."""
     digest = hashlib.sha256(source.path.read_bytes() + RECIPE.encode()).hexdigest()[:24]
     target = cache_dir() / f"{source.path.stem}-int8-{digest}.onnx"
     if not target.is_file():
-        _quantize(prepared, target)
+        _quantize(prepare(), target)
     return ModelFile(target, f"int8 of {source.origin}")
 
 

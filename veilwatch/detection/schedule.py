@@ -3,17 +3,18 @@
 Searching every frame of a 1080p video at twice its size (for 8–16 px faces) would cost about a
 second per frame on a 2-core CPU. Video is redundant, so:
 
-- the base level (whole frame, shrunk; large and fast faces) runs on every frame;
+- the base level (whole frame, shrunk; large and fast faces) is searched in full once per period
+  (a live stream: `LIVE_BASE_REFRESHES` times); on the frames in between, only where the picture
+  changed since that search (each changed region grown over the faces found there), and the faces
+  whose surroundings are unchanged are carried — every face is in pixels that were searched as
+  they are, or is searched afresh; when the changed parts would cost `BASE_PARTIAL_SHARE` of a
+  full search, it is searched in full (a moving camera: on every frame);
 - the finer levels' tiles share a budget of network pixels per frame such that every tile is
   searched at least once per scan period (`full_scan_seconds`), oldest first;
 - a tile whose pixels have not changed since its last search keeps that search's faces (same
   pixels, same faces), is searched again only after `REFRESH_PERIODS` periods, and gives its
   share of the budget to tiles that did change — on a still camera the fine levels come round
   far more often than once per period;
-- a live stream's base level is searched in full every `1 / BASE_REFRESHES_PER_PERIOD` of a
-  period; in between, only where the picture changed since that search (each changed region
-  grown over the faces it touches), and the faces whose surroundings are unchanged are carried:
-  every face is then either in the very pixels that were searched or searched afresh;
 - a file's first frames need no full search: the tracker's look-back veils back to its start
   the faces the fine levels find during the first period; a live stream has no look-back, so it
   asks for a full search of its first frame (`request_full_scan`), and again for the first frame
@@ -47,9 +48,10 @@ CHANGE_GREY_LEVELS = 12  # a shrunk pixel differing by more than this counts as 
 REFRESH_PERIODS = 4  # an unchanged tile is searched again after this many scan periods
 MOTION_MARGIN_PX = 16  # live: the finest level searches around whatever moved, this far around it
 UNMOVED_MARGIN = 1.5  # a carried face is kept while this much of its surroundings is unchanged
-# Live: the base level is searched in full this many times per scan period, and in between only
-# where the picture changed; and in full anyway when the changed parts cost half a full search.
-BASE_REFRESHES_PER_PERIOD = 3
+# The base level is searched in full once per scan period (a live stream, which has no look-back for
+# a late find: this many times), in between only where the picture changed; and in full anyway when
+# the changed parts would cost this share of a full search.
+LIVE_BASE_REFRESHES = 3
 BASE_PARTIAL_SHARE = 0.5
 
 Grey = npt.NDArray[np.uint8]
@@ -96,9 +98,8 @@ class ScheduledScanner:
         self._motion_scale = scales[0] if motion and base > 0 else None
         self._previous: Grey | None = None
         self._base = level_tiles(base, scales[base], width, height)
-        # Live only: the base level's last full search, as one whole-frame tile (None: every frame in full).
-        self._base_state = _TileState(ScanTile(base, scales[base], 0, 0, width, height)) if motion else None
-        self._base_refresh = max(1, round(period_frames / BASE_REFRESHES_PER_PERIOD))
+        self._base_state = _TileState(ScanTile(base, scales[base], 0, 0, width, height))  # its last full search
+        self._base_refresh = max(1, round(period_frames / LIVE_BASE_REFRESHES) if motion else period_frames)
         self._base_phase = round(phase % 1.0 * self._base_refresh)
         self._tiles = [
             _TileState(tile)
@@ -125,11 +126,7 @@ class ScheduledScanner:
         if self._restart_every and self._frame % self._restart_every == 0:
             self._restart()
         grey = _shrunk_grey(frame)
-        if self._base_state is None:
-            parts = [self._scanner.scan(frame, tile) for tile in self._base]
-            base_cost, base_searches = sum(t.cost for t in self._base), len(self._base)
-        else:
-            parts, base_cost, base_searches = self._live_base(frame, grey, self._base_state)
+        parts, base_cost, base_tiles = self._base_level(frame, grey, self._base_state)
         motion_cost = 0
         if self._motion_scale is not None and self._previous is not None:
             for x0, y0, x1, y1 in motion_regions(self._previous, grey, *self._size):
@@ -152,14 +149,14 @@ class ScheduledScanner:
             else:
                 parts.append(_unmoved(state, grey))  # faces whose own pixels did not change
         cost = base_cost + sum(self._tiles[i].tile.cost for i in due) + motion_cost
-        self.stats = ScanStats(base_searches + len(due), carried, cost, base_cost)
+        self.stats = ScanStats(base_tiles + len(due), carried, cost, base_cost)
         self._frame += 1
         return self._scanner.merge(parts, size=self._size)
 
-    def _live_base(
+    def _base_level(
         self, frame: npt.NDArray[np.uint8], grey: Grey, state: _TileState
     ) -> tuple[list[Detections], int, int]:
-        """The base level's faces (raw parts), network cost and searches: in full, or where the picture changed."""
+        """The base level's faces (raw parts), network cost and tiles searched: in full, or where it changed."""
         full_cost = sum(t.cost for t in self._base)
         regions: list[ScanTile] = []
         due = (self._frame + self._base_phase) % self._base_refresh == 0
@@ -175,10 +172,11 @@ class ScheduledScanner:
             return found, full_cost, len(self._base)
         parts = [_unmoved(state, grey)]
         parts += [self._scanner.scan(frame, region, owned=False) for region in regions]
-        return parts, sum(r.cost for r in regions), len(regions)
+        return parts, sum(r.cost for r in regions), 0  # regions, not tiles: seen in the cost alone
 
     def _restart(self) -> None:
-        """Forget every fine-level search, as at the start of a stream."""
+        """Forget every search, as at the start of a stream."""
+        self._base_state = _TileState(self._base_state.tile)
         self._tiles = [_TileState(state.tile) for state in self._tiles]
         self._credit = 0.0
 
@@ -279,12 +277,16 @@ def _unmoved(state: _TileState, grey: Grey) -> Detections:
     if now.shape != state.thumb.shape:
         return Detections()
     s, tile = CHANGE_SCALE, state.tile
-    keep = np.zeros(len(state.found), bool)
-    for i, box in enumerate(scale_boxes(state.found.boxes, UNMOVED_MARGIN)):
-        x0, y0 = max(0, int(box[0]) // s - tile.x0 // s), max(0, int(box[1]) // s - tile.y0 // s)
-        x1, y1 = int(box[2]) // s - tile.x0 // s + 1, int(box[3]) // s - tile.y0 // s + 1
-        before, after = state.thumb[y0:y1, x0:x1], now[y0:y1, x0:x1]
-        keep[i] = before.size > 0 and int(cv2.absdiff(before, after).max()) <= CHANGE_GREY_LEVELS
+    height, width = now.shape
+    # Changed thumbnail pixels, summed over any rectangle in O(1) (crowds carry hundreds of faces).
+    moved = cv2.integral(np.asarray(cv2.absdiff(state.thumb, now) > CHANGE_GREY_LEVELS, np.uint8))
+    boxes = scale_boxes(state.found.boxes, UNMOVED_MARGIN).astype(np.int64)  # truncated toward zero, like int()
+    x0 = np.clip(boxes[:, 0] // s - tile.x0 // s, 0, width)
+    y0 = np.clip(boxes[:, 1] // s - tile.y0 // s, 0, height)
+    x1 = np.clip(boxes[:, 2] // s - tile.x0 // s + 1, 0, width)
+    y1 = np.clip(boxes[:, 3] // s - tile.y0 // s + 1, 0, height)
+    changed = moved[y1, x1] - moved[y0, x1] - moved[y1, x0] + moved[y0, x0]
+    keep: npt.NDArray[np.bool_] = (x1 > x0) & (y1 > y0) & (changed == 0)
     return state.found.subset(keep)
 
 

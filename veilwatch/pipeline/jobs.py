@@ -1,8 +1,9 @@
 """One input file → one veiled output file: images and videos.
 
-A video runs as three overlapping stages: decode (background thread) → detect, track and veil
-(this thread; ONNX Runtime uses its own worker threads) → encode (background thread). Any error
-aborts the file: the temporary output is deleted, so no partly veiled or unveiled file remains.
+A video runs as four overlapping stages: decode (background thread) → detect and track (this
+thread; ONNX Runtime uses its own worker threads) → veil (background thread) → encode (background
+thread). Any error aborts the file: the temporary output is deleted, so no partly veiled or
+unveiled file remains. Frames reach the encoder only through the veil stage.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from veilwatch.errors import InputNotFoundError
-from veilwatch.frames import Frame, VeiledFrame
+from veilwatch.frames import Frame
 from veilwatch.media.atomic import atomic_output
 from veilwatch.media.images import format_for_suffix, output_format, read_image, write_image
 from veilwatch.media.video import VideoReader, VideoWriter
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.report import StreamReport
 from veilwatch.pipeline.threads import BackgroundConsumer, prefetch
+from veilwatch.pipeline.veiler import PlannedFrame
 
 STDIO = "-"
 QUEUE_DEPTH = 8
@@ -137,25 +139,33 @@ def veil_video(task: Task, engine: Engine, progress: Progress) -> FileResult:
         with atomic_output(Path(task.output), overwrite=task.overwrite) as tmp:
             writer = VideoWriter(tmp, info, settings.video, audio_template=audio, metadata=metadata)
             encoder: BackgroundConsumer[Frame] = BackgroundConsumer(writer.write, QUEUE_DEPTH, "veilwatch-encode")
+
+            def veil_and_encode(planned: PlannedFrame) -> None:
+                veiled = veiler.apply(planned)
+                report.add(veiled)
+                encoder.put(veiled.frame)
+
+            veils: BackgroundConsumer[PlannedFrame] = BackgroundConsumer(veil_and_encode, QUEUE_DEPTH, "veilwatch-veil")
             count = 0
 
-            def emit(done: list[VeiledFrame]) -> None:
+            def emit(planned: list[PlannedFrame]) -> None:
                 nonlocal count
-                for veiled in done:
-                    report.add(veiled)
-                    encoder.put(veiled.frame)
+                for frame in planned:
+                    veils.put(frame)
                     count += 1
                 progress(count, info.frames)
 
             try:
                 for frame in prefetch(reader.frames, QUEUE_DEPTH, "veilwatch-decode"):
-                    emit(veiler.push(frame))
-                emit(veiler.finish())
+                    emit(veiler.plan(frame))
+                emit(veiler.plan_rest())
+                veils.close()
                 encoder.close()
                 if audio is not None:
                     writer.copy_audio(source)
                 writer.close()
             except BaseException:
+                veils.abort()
                 encoder.abort()
                 writer.abandon()
                 raise

@@ -4,12 +4,16 @@ A file can afford to look ahead: frames wait `lookback_frames` in a buffer so th
 detected in frame t is also veiled in the frames just before t. A live camera uses no look-back
 and gets each frame back at once. Nothing leaves `push`/`finish` unveiled: if the detector
 raises, the exception propagates and the caller must withhold the frame (fail closed).
+
+`plan`/`plan_rest` stop before the veil: they return `PlannedFrame`s, whose pixels are still raw,
+for a caller that veils them (`apply`) on another thread, in order, before they go anywhere else —
+a file's pipeline, so that veiling one frame overlaps detecting the next.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from veilwatch.boxes import Detections
@@ -27,6 +31,15 @@ class FaceDetector(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PlannedFrame:
+    """A frame whose veils are decided but not applied: its pixels are still raw (never output them)."""
+
+    frame: Frame
+    detections: Detections
+    held: Detections
+
+
 class FrameVeiler:
     """Turns frames into veiled frames; stateful across the frames of one stream."""
 
@@ -42,26 +55,38 @@ class FrameVeiler:
 
     def push(self, frame: Frame) -> list[VeiledFrame]:
         """Take one frame; return the frames now final (none while the look-back fills)."""
+        return [self.apply(planned) for planned in self.plan(frame)]
+
+    def finish(self) -> list[VeiledFrame]:
+        """Veil and return every frame still waiting for look-ahead (end of stream)."""
+        return [self.apply(planned) for planned in self.plan_rest()]
+
+    def plan(self, frame: Frame) -> list[PlannedFrame]:
+        """Detect and track one frame; return the frames whose veils are now decided, not yet veiled."""
         found = self._detector.detect(frame.pixels)
         if self._tracker is not None:
             found = self._tracker.update(frame.index, found, new_shot=self._cuts.is_cut(frame.pixels))
         self._pending.append((frame, found))
         ready = []
         while len(self._pending) > self._lookback:
-            ready.append(self._finalize(*self._pending.popleft()))
+            ready.append(self._planned(*self._pending.popleft()))
         return ready
 
-    def finish(self) -> list[VeiledFrame]:
-        """Veil and return every frame still waiting for look-ahead (end of stream)."""
-        ready = [self._finalize(frame, found) for frame, found in self._pending]
+    def plan_rest(self) -> list[PlannedFrame]:
+        """The frames still waiting for look-ahead, their veils decided (end of stream)."""
+        ready = [self._planned(frame, found) for frame, found in self._pending]
         self._pending.clear()
         return ready
 
-    def _finalize(self, frame: Frame, found: Detections) -> VeiledFrame:
+    def apply(self, planned: PlannedFrame) -> VeiledFrame:
+        """Veil a planned frame (one thread at a time: the veil's noise is drawn in sequence)."""
+        boxes = Detections.concat([planned.detections, planned.held]).boxes
+        pixels = self._veil.apply(planned.frame.pixels, boxes)
+        return VeiledFrame(replace(planned.frame, pixels=pixels), planned.detections, planned.held)
+
+    def _planned(self, frame: Frame, found: Detections) -> PlannedFrame:
         held = self._tracker.held_boxes(frame.index) if self._tracker is not None else Detections()
-        boxes = Detections.concat([found, held]).boxes
-        pixels = self._veil.apply(frame.pixels, boxes)
-        return VeiledFrame(replace(frame, pixels=pixels), found, held)
+        return PlannedFrame(frame, found, held)
 
     @property
     def veil(self) -> Veil:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -172,11 +172,15 @@ class ActionLog:
         statement = select(ActionRow).where(ActionRow.kind == kind).order_by(ActionRow.id.desc()).limit(1)
         return self._db.read(lambda session: next((_record(row) for row in session.scalars(statement)), None))
 
-    def recent(self, limit: int = 100, camera: str | None = None) -> list[ActionRecord]:
-        """The latest `limit` actions, newest first, of one camera or of all."""
+    def recent(
+        self, limit: int = 100, camera: str | None = None, kinds: Sequence[str] | None = None
+    ) -> list[ActionRecord]:
+        """The latest `limit` actions, newest first, of one camera or of all, of some kinds or of all."""
         statement = select(ActionRow).order_by(ActionRow.id.desc()).limit(max(0, limit))
         if camera is not None:
             statement = statement.where(ActionRow.camera == camera)
+        if kinds is not None:
+            statement = statement.where(ActionRow.kind.in_(list(kinds)))
 
         def fetch(session: Session) -> list[ActionRecord]:
             return [_record(row) for row in session.scalars(statement)]

@@ -92,6 +92,7 @@ class ActionRow(Base):
     __table_args__ = (
         Index("ix_actions_at", "at"),
         Index("ix_actions_camera_at", "camera", "at"),
+        Index("ix_actions_kind_id", "kind", "id"),
         _NEVER_REUSE_IDS,
     )
 

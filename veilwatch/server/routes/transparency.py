@@ -96,11 +96,7 @@ def _region(request: StoredRequest) -> list[int] | None:
 
 def _watched(services: Services) -> list[dict[str, Any]]:
     rows = []
-    for action in services.actions.recent(limit=RECENT * 4):
-        if action.kind not in WATCH_KINDS:
-            continue
+    for action in services.actions.recent(limit=RECENT, kinds=WATCH_KINDS):
         who = action.actor if action.role in STAFF_ROLES else "a visitor"
         rows.append({"at": action.at, "actor": who, "kind": action.kind, "camera": action.camera})
-        if len(rows) >= RECENT:
-            break
     return rows
