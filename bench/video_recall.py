@@ -6,13 +6,18 @@ For each clip in ../shared/data/videos, two passes of the same engine:
   no look-back and no hold-over (the detector alone);
 - default: the settings `veilwatch anonymize` uses (scan schedule, tracker, look-back).
 
+With `--live`, the pass under test is a live camera's (`veilwatch serve`'s detector settings: faces
+from 16 px, no look-back, the motion search) and the reference searches at the same smallest face.
+The reference pass is cached in bench/out/video_recall/ (per clip, settings and score), so that a
+pass of another version of veilwatch (run this script with it on PYTHONPATH) meets the same one.
+
 Every face the reference finds with score ≥ `--min-score` (default 0.5: confident faces only) is
 checked against the default pass's veils in the same frame: it counts as veiled when one veil
 region covers ≥ 90% of its box. Printed per clip: reference faces, share veiled by the default
 pass, the longest run of consecutive frames with some reference face unveiled, and the detector
 CPU cost of both passes (network megapixels per frame and seconds).
 
-Run: python bench/video_recall.py [--clips hamilton facenet] [--resolutions native 720p]
+Run: python bench/video_recall.py [--clips hamilton facenet] [--resolutions native 720p] [--live]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from veilwatch.boxes import FloatArray, coverage
+from veilwatch.config import LiveDetectorConfig
 from veilwatch.media.video import VideoReader
 from veilwatch.pipeline.engine import Engine
 from veilwatch.redaction.veils import veil_areas
@@ -46,13 +52,13 @@ class PassResult:
     frames: int
 
 
-def run_pass(engine: Engine, clip: Path, *, reference: bool, min_score: float) -> PassResult:
+def run_pass(engine: Engine, clip: Path, *, reference: bool, min_score: float, live: bool = False) -> PassResult:
     """Run the engine over a clip without encoding; collect per-frame boxes."""
     started = time.process_time()
     per_frame: list[FloatArray] = []
     with VideoReader(clip) as reader:
         info = reader.info
-        veiler = engine.video_veiler(info.rate, info.width, info.height, live=reference)
+        veiler = engine.video_veiler(info.rate, info.width, info.height, live=reference or live)
         for frame in reader.frames():
             for done in veiler.push(frame):
                 per_frame.append(_boxes(done.detections, done.held, reference, min_score, engine))
@@ -69,6 +75,22 @@ def _boxes(detections: object, held: object, reference: bool, min_score: float, 
         return detections.boxes[detections.scores >= min_score]
     veiled = np.concatenate([detections.boxes, held.boxes])
     return veil_areas(veiled, engine.settings.veil)
+
+
+def cached_reference(engine: Engine, clip: Path, min_score: float) -> PassResult:
+    """The reference pass of a clip, from bench/out/video_recall/ when it was run before with these settings."""
+    detector = engine.settings.detector
+    key = f"{clip.stem}-min{detector.min_face:g}-up{detector.max_upscale:g}-thr{detector.threshold:g}-s{min_score:g}"
+    path = REPO / "bench" / "out" / "video_recall" / f"{key}.npz"
+    if path.exists():
+        saved = np.load(path)
+        count = int(saved["frames"])
+        return PassResult([saved[f"f{i}"] for i in range(count)], float(saved["seconds"]), count)
+    result = run_pass(engine, clip, reference=True, min_score=min_score)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"f{i}": boxes for i, boxes in enumerate(result.boxes)}
+    np.savez_compressed(path, frames=result.frames, seconds=result.seconds, **arrays)  # type: ignore[arg-type]
+    return result
 
 
 def compare(reference: PassResult, default: PassResult) -> dict[str, float]:
@@ -111,17 +133,24 @@ def main() -> None:
     parser.add_argument("--resolutions", nargs="*", default=["native"], help="native, 720p, 1080p")
     parser.add_argument("--min-score", type=float, default=0.5)
     parser.add_argument("--full-scan-seconds", type=float, default=DetectorSettings().full_scan_seconds)
+    parser.add_argument("--live", action="store_true", help="test a live camera's pass (serve's detector settings)")
     parser.add_argument("--json", type=Path, help="save the results here")
     args = parser.parse_args()
 
-    default_engine = Engine(AnonymizeSettings(detector=DetectorSettings(full_scan_seconds=args.full_scan_seconds)))
-    reference_engine = Engine(AnonymizeSettings(detector=DetectorSettings(full_scan_seconds=0)))
+    if args.live:  # as serve runs it, with all cores: threads change the speed, not the faces
+        tested = LiveDetectorConfig().detector.model_copy(update={"threads": 0})
+    else:
+        tested = DetectorSettings(full_scan_seconds=args.full_scan_seconds)
+    default_engine = Engine(AnonymizeSettings(detector=tested))
+    reference_engine = Engine(
+        AnonymizeSettings(detector=DetectorSettings(full_scan_seconds=0, min_face=tested.min_face))
+    )
     rows = []
     header = f"{'clip':<28}{'res':>7}{'frames':>8}{'faces':>8}{'veiled':>9}{'run':>5}{'ref s':>8}{'default s':>11}"
     print(header)
     for key, res, path in clip_paths(args.clips, args.resolutions):
-        reference = run_pass(reference_engine, path, reference=True, min_score=args.min_score)
-        default = run_pass(default_engine, path, reference=False, min_score=args.min_score)
+        reference = cached_reference(reference_engine, path, args.min_score)
+        default = run_pass(default_engine, path, reference=False, min_score=args.min_score, live=args.live)
         result = compare(reference, default)
         row = {"clip": path.name, "resolution": res, "frames": reference.frames, **result}
         row |= {"reference_cpu_s": round(reference.seconds, 1), "default_cpu_s": round(default.seconds, 1)}

@@ -47,7 +47,7 @@ class DetectorSettings(_Strict):
         1.0,
         ge=0,
         description="video: every region is searched at every scale at least this often (0: every frame); "
-        "the coarsest scale always runs on every frame",
+        "in between, the coarsest scale is searched wherever the picture changed",
     )
     threads: int = Field(0, ge=0, description="inference threads per worker; 0: one per CPU core")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where inference runs")
