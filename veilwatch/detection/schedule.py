@@ -72,7 +72,7 @@ class ScanStats:
     tiles_scanned: int
     tiles_carried: int
     network_pixels: int
-    base_pixels: int  # of network_pixels, those of the base level (live: in full or only where the picture changed)
+    base_pixels: int  # of network_pixels, those of the base level (in full, or only where the picture changed)
 
 
 class ScheduledScanner:
