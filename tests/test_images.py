@@ -26,7 +26,8 @@ from veilwatch.media.images import (
     write_image,
 )
 from veilwatch.pipeline.engine import Engine
-from veilwatch.pipeline.jobs import FileResult, Task, veil_image
+from veilwatch.pipeline.jobs import FileResult, veil_image
+from veilwatch.pipeline.tasks import Task
 from veilwatch.settings import AnonymizeSettings
 
 SOI = b"\xff\xd8\xff"

@@ -22,7 +22,8 @@ import pytest
 from tests.helpers import ClipSpec, astronaut, background, encode_image, paste_face, read_clip, run_cli, write_clip
 from veilwatch.errors import VeilwatchError
 from veilwatch.pipeline.engine import Engine, video_timing
-from veilwatch.pipeline.jobs import Task, run_task
+from veilwatch.pipeline.jobs import run_task
+from veilwatch.pipeline.tasks import Task
 from veilwatch.pipeline.workers import Event, Failed, Finished, Progress
 from veilwatch.scale.split import SplitPolicy, VideoIndex, plan_parts, read_index
 from veilwatch.scale.worker import CrashOnce

@@ -23,7 +23,8 @@ from tests.helpers import (
 from veilwatch.errors import CorruptInputError, UnsupportedInputError
 from veilwatch.media.video import VideoReader
 from veilwatch.pipeline.engine import Engine
-from veilwatch.pipeline.jobs import FileResult, Task, veil_video
+from veilwatch.pipeline.jobs import FileResult, veil_video
+from veilwatch.pipeline.tasks import Task
 from veilwatch.settings import AnonymizeSettings, VideoOutputSettings
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import ClipSpec, astronaut, encode_image, moving_face_frames, write_clip
 from veilwatch.errors import VeilwatchError
-from veilwatch.pipeline.jobs import Task
+from veilwatch.pipeline.tasks import Task
 from veilwatch.pipeline.workers import Event, Failed, Finished, Progress, run_tasks, worker_settings
 from veilwatch.settings import AnonymizeSettings, DetectorSettings
 

@@ -22,7 +22,7 @@ from veilwatch import __version__
 from veilwatch.detection.model_files import resolve_model
 from veilwatch.media.atomic import atomic_output
 from veilwatch.pipeline.batch import plan
-from veilwatch.pipeline.jobs import STDIO, Task
+from veilwatch.pipeline.tasks import STDIO, Task
 from veilwatch.pipeline.workers import Event, Failed, Finished, run_tasks
 from veilwatch.pipeline.workers import Progress as TaskProgress
 from veilwatch.settings import AnonymizeSettings

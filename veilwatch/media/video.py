@@ -84,7 +84,10 @@ class VideoReader:
             self._container.close()
             raise UnsupportedInputError("no video stream in this file")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        # One decoding thread: decoding runs far ahead of detection, and FFmpeg's frame threads only
+        # contend for the cores the detector needs (facenet at 720p on 2 cores: 6.22 → 5.96 s, three
+        # alternating pairs of runs).
+        self._stream.thread_count = 1
         self._decoded = self._container.decode(self._stream)
         try:
             first = next(self._decoded, None)
@@ -141,6 +144,10 @@ class VideoReader:
                 yield Frame(index, pixels, decoded.pts, time_base, decoded.duration or None)
                 index += 1
         except _av_error_types() as exc:
+            if self.info.frames and index < self.info.frames - TRUNCATION_SLACK:
+                raise CorruptInputError(
+                    f"truncated video: decoded {index} of {self.info.frames} frames ({_reason(exc)})"
+                ) from exc
             raise CorruptInputError(f"damaged video after frame {index} ({_reason(exc)})") from exc
         if self.info.frames and index < self.info.frames - TRUNCATION_SLACK:
             raise CorruptInputError(f"truncated video: decoded {index} of {self.info.frames} frames")

@@ -14,7 +14,7 @@ from pathlib import Path
 from veilwatch.errors import InputNotFoundError, OutputError, VeilwatchError
 from veilwatch.media.images import image_output_suffix
 from veilwatch.media.kinds import kind_by_suffix, sniff_kind, video_output_suffix
-from veilwatch.pipeline.jobs import STDIO, MediaKind, Task
+from veilwatch.pipeline.tasks import STDIO, MediaKind, Task
 
 SUFFIX = "_veiled"
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from veilwatch.errors import InputNotFoundError
 from veilwatch.frames import Frame
@@ -23,24 +23,13 @@ from veilwatch.media.images import format_for_suffix, output_format, read_image,
 from veilwatch.media.video import VideoReader, VideoWriter
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.report import StreamReport
+from veilwatch.pipeline.tasks import STDIO, MediaKind, Task
 from veilwatch.pipeline.threads import BackgroundConsumer, prefetch
 from veilwatch.pipeline.veiler import PlannedFrame
 
-STDIO = "-"
 QUEUE_DEPTH = 8
 
 Progress = Callable[[int, int], None]  # frames done, frames expected (0: unknown)
-MediaKind = Literal["image", "video"]
-
-
-@dataclass(frozen=True)
-class Task:
-    """One file to veil: where it comes from, where the result goes, and what it is."""
-
-    source: str  # a path, or "-" for standard input
-    output: str  # a path, or "-" for standard output
-    kind: MediaKind
-    overwrite: bool = False
 
 
 @dataclass(frozen=True)

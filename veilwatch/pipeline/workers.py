@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from veilwatch.errors import VeilwatchError, WorkerCrashedError
-from veilwatch.pipeline.jobs import Task
+from veilwatch.pipeline.tasks import Task
 from veilwatch.settings import AnonymizeSettings
 
 PROGRESS_INTERVAL_S = 0.2

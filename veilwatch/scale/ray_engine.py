@@ -31,7 +31,7 @@ from typing import Any
 from veilwatch.errors import ConfigError, OutputError, VeilwatchError, WorkerCrashedError
 from veilwatch.media.atomic import PART_PREFIX
 from veilwatch.pipeline.engine import video_timing
-from veilwatch.pipeline.jobs import Task
+from veilwatch.pipeline.tasks import Task
 from veilwatch.pipeline.workers import Event, Failed, Finished, Progress
 from veilwatch.scale.merge import merge_summary
 from veilwatch.scale.parts import JoinJob, PartJob, PartResult

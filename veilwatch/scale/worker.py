@@ -15,7 +15,8 @@ from typing import Any
 
 from veilwatch.errors import VeilwatchError
 from veilwatch.pipeline.engine import Engine
-from veilwatch.pipeline.jobs import Task, run_task
+from veilwatch.pipeline.jobs import run_task
+from veilwatch.pipeline.tasks import Task
 from veilwatch.scale.parts import JoinJob, Mismatch, PartJob, PartResult, crash_here, join_parts, veil_part
 from veilwatch.settings import AnonymizeSettings
 
