@@ -98,6 +98,7 @@ class ScheduledScanner:
         self._motion_scale = scales[0] if motion and base > 0 else None
         self._previous: Grey | None = None
         self._base = level_tiles(base, scales[base], width, height)
+        self._base_cost = sum(tile.cost for tile in self._base)
         self._base_state = _TileState(ScanTile(base, scales[base], 0, 0, width, height))  # its last full search
         self._base_refresh = max(1, round(period_frames / LIVE_BASE_REFRESHES) if motion else period_frames)
         self._base_phase = round(phase % 1.0 * self._base_refresh)
@@ -157,7 +158,6 @@ class ScheduledScanner:
         self, frame: npt.NDArray[np.uint8], grey: Grey, state: _TileState
     ) -> tuple[list[Detections], int, int]:
         """The base level's faces (raw parts), network cost and tiles searched: in full, or where it changed."""
-        full_cost = sum(t.cost for t in self._base)
         regions: list[ScanTile] = []
         due = (self._frame + self._base_phase) % self._base_refresh == 0
         full = due or self._full_next or state.thumb is None
@@ -165,11 +165,11 @@ class ScheduledScanner:
             changed = motion_regions(state.thumb, grey, *self._size)
             grown = _grown_over(changed, scale_boxes(state.found.boxes, UNMOVED_MARGIN), *self._size)
             regions = [ScanTile(state.tile.level, state.tile.scale, *box) for box in grown]
-            full = sum(r.cost for r in regions) > BASE_PARTIAL_SHARE * full_cost
+            full = sum(r.cost for r in regions) > BASE_PARTIAL_SHARE * self._base_cost
         if full:
             found = [self._scanner.scan(frame, tile) for tile in self._base]
-            state.found, state.thumb, state.last_scan = Detections.concat(found), grey.copy(), self._frame
-            return found, full_cost, len(self._base)
+            state.found, state.thumb = Detections.concat(found), grey.copy()
+            return found, self._base_cost, len(self._base)
         parts = [_unmoved(state, grey)]
         parts += [self._scanner.scan(frame, region, owned=False) for region in regions]
         return parts, sum(r.cost for r in regions), 0  # regions, not tiles: seen in the cost alone

@@ -144,13 +144,17 @@ class VideoReader:
                 yield Frame(index, pixels, decoded.pts, time_base, decoded.duration or None)
                 index += 1
         except _av_error_types() as exc:
-            if self.info.frames and index < self.info.frames - TRUNCATION_SLACK:
-                raise CorruptInputError(
-                    f"truncated video: decoded {index} of {self.info.frames} frames ({_reason(exc)})"
-                ) from exc
-            raise CorruptInputError(f"damaged video after frame {index} ({_reason(exc)})") from exc
-        if self.info.frames and index < self.info.frames - TRUNCATION_SLACK:
-            raise CorruptInputError(f"truncated video: decoded {index} of {self.info.frames} frames")
+            short = self._shortfall(index)
+            raise CorruptInputError(f"{short or f'damaged video after frame {index}'} ({_reason(exc)})") from exc
+        short = self._shortfall(index)
+        if short:
+            raise CorruptInputError(short)
+
+    def _shortfall(self, decoded: int) -> str | None:
+        """How the file falls short of the frames its header announces, if it does."""
+        if self.info.frames and decoded < self.info.frames - TRUNCATION_SLACK:
+            return f"truncated video: decoded {decoded} of {self.info.frames} frames"
+        return None
 
     def close(self) -> None:
         """Release the file (idempotent)."""

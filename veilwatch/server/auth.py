@@ -159,7 +159,7 @@ class AuthMiddleware:
         cookie = _cookie(scope, SESSION_COOKIE)
         viewer = self._lookup(cookie) if cookie else None
         if viewer is None:
-            if not any(route.matches(scope)[0] != Match.NONE for route in self._routes):
+            if self._template(scope) is None:
                 # No such route (favicon.ico, a scanner's guess): the app's 404, as for anyone, and no
                 # log leaf, or every anonymous request could grow the log and write its path into it.
                 await self._app(scope, receive, send)
@@ -179,16 +179,17 @@ class AuthMiddleware:
             # A refusal is served whatever the log says: it changes nothing but the log.
             # The route's template, not the path: a refused request cannot write text of its
             # choosing into the permanent public log.
-            method, path = str(scope.get("method", "WEBSOCKET")), self._template(scope)
+            method, path = str(scope.get("method", "WEBSOCKET")), self._template(scope) or "?"
             with contextlib.suppress(Exception):  # off the event loop: the log append waits for the disk
                 await asyncio.to_thread(self._on_denied, method, path, status, message)
         await _deny(scope, receive, send, status, message)
 
-    def _template(self, scope: Scope) -> str:
+    def _template(self, scope: Scope) -> str | None:
+        """The path template of the route this request is for; None when no route matches."""
         for route in self._routes:
             if route.matches(scope)[0] != Match.NONE:
                 return str(getattr(route, "path", "?"))
-        return "?"
+        return None
 
     def _bearer_matches(self, scope: Scope, token_name: str) -> bool:
         expected = self._tokens.get(token_name)

@@ -3,9 +3,9 @@
 What an unmask needs is stored, not more. The veiled recording already holds every frame with its
 faces veiled; an unmask only has to put back the pixels under the requested veils. So each
 camera's raw pixels are kept as the *face regions* of each recorded frame (the pixels under each
-veil, JPEG-compressed as each frame arrives), gathered in memory into chunks of `chunk_s` seconds and handed to a
-`Sealer` — AEAD with a fresh data key, wrapped to that day's public key (see `veilwatch.vault`) —
-before a single byte reaches the disk. The background is never stored twice, and a face the
+veil, JPEG-compressed as each frame arrives), gathered in memory into chunks of `chunk_s` seconds
+and handed to a `Sealer` — AEAD with a fresh data key, wrapped to that day's public key (see
+`veilwatch.vault`) — before a single byte reaches the disk. The background is never stored twice, and a face the
 detector missed is in the veiled recording anyway, so nothing is lost by not keeping whole frames.
 
 A chunk's associated data binds camera, time range and file name: a ciphertext moved to another
@@ -48,7 +48,6 @@ __all__ = [
     "associated_data",
     "day_of",
     "decode_payload",
-    "encode_payload",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,11 +139,6 @@ def _assemble(camera: str, frames: Sequence[_PackedFrame]) -> bytes:
         header_frames.append({"at_us": frame.at_us, "regions": regions})
     header = json.dumps({"camera": camera, "frames": header_frames}, sort_keys=True, separators=(",", ":")).encode()
     return MAGIC + struct.pack(">I", len(header)) + header + b"".join(blobs)
-
-
-def encode_payload(camera: str, frames: Sequence[FaceFrame]) -> bytes:
-    """The plaintext of a chunk (JPEG-compressed regions behind a JSON header)."""
-    return _assemble(camera, [_pack(frame) for frame in frames])
 
 
 def decode_payload(payload: bytes) -> FaceChunk:
