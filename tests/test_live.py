@@ -35,6 +35,7 @@ from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import Veil
 from veilwatch.settings import AnonymizeSettings, DetectorSettings
 from veilwatch.sources.camera import DemoSource, SourceState, open_source
+from veilwatch.tracking.motion import FrameView
 from veilwatch.tracking.tracker import FaceTracker
 
 W, H = 640, 360
@@ -68,19 +69,19 @@ class CrashingScanner(ScheduledScanner):
         super().__init__(scanner, width, height, period)
         self.crash_after, self.calls = crash_after, 0
 
-    def detect(self, frame: Image) -> Detections:
+    def detect(self, frame: Image, view: FrameView | None = None) -> Detections:
         self.calls += 1
         if self.calls > self.crash_after:
             raise RuntimeError("detector crashed")
-        return super().detect(frame)
+        return super().detect(frame, view)
 
 
 class SlowScanner(ScheduledScanner):
     """The real scanner on a machine far too slow for it."""
 
-    def detect(self, frame: Image) -> Detections:
+    def detect(self, frame: Image, view: FrameView | None = None) -> Detections:
         time.sleep(0.4)
-        return super().detect(frame)
+        return super().detect(frame, view)
 
 
 class RecordingScanner(ScheduledScanner):
@@ -90,8 +91,8 @@ class RecordingScanner(ScheduledScanner):
         super().__init__(scanner, width, height, period)
         self.history: list[ScanStats] = []
 
-    def detect(self, frame: Image) -> Detections:
-        found = super().detect(frame)
+    def detect(self, frame: Image, view: FrameView | None = None) -> Detections:
+        found = super().detect(frame, view)
         self.history.append(self.stats)
         return found
 

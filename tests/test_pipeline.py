@@ -20,6 +20,7 @@ from veilwatch.pipeline.threads import BackgroundConsumer, prefetch
 from veilwatch.pipeline.veiler import FaceDetector, FrameVeiler
 from veilwatch.redaction.veils import Veil
 from veilwatch.settings import AnonymizeSettings, TrackerSettings, VeilSettings
+from veilwatch.tracking.motion import FrameView
 from veilwatch.tracking.tracker import Track
 
 # --- engine --------------------------------------------------------------------------------------
@@ -78,12 +79,12 @@ class FailingDetector:
         self._fail_at = fail_at
         self.calls = 0
 
-    def detect(self, frame: Pixels) -> Detections:
+    def detect(self, frame: Pixels, view: FrameView | None = None) -> Detections:
         index = self.calls
         self.calls += 1
         if index == self._fail_at:
             raise RuntimeError("inference failed")
-        return self._inner.detect(frame)
+        return self._inner.detect(frame, view)
 
 
 def test_a_detector_failure_withholds_the_frame(engine: Engine) -> None:

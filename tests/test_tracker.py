@@ -14,6 +14,7 @@ from veilwatch.pipeline.veiler import FaceDetector, FrameVeiler
 from veilwatch.redaction.veils import Veil
 from veilwatch.settings import VeilSettings
 from veilwatch.tracking.cuts import CutDetector
+from veilwatch.tracking.motion import FrameView
 from veilwatch.tracking.tracker import FaceTracker, TrackerConfig
 
 
@@ -185,10 +186,10 @@ class BlindedDetector:
         self.calls = 0
         self.found: list[int] = []
 
-    def detect(self, frame: Pixels) -> Detections:
+    def detect(self, frame: Pixels, view: FrameView | None = None) -> Detections:
         index = self.calls
         self.calls += 1
-        found = self._inner.detect(frame)
+        found = self._inner.detect(frame, view)
         self.found.append(len(found))
         return Detections() if index in self._blind else found
 

@@ -156,8 +156,8 @@ class FaceScanner:
         self._network = network
         self.settings = settings
 
-    def detect(self, frame: npt.NDArray[np.uint8]) -> Detections:
-        """All faces in an RGB frame, in frame pixels (every tile of every level)."""
+    def detect(self, frame: npt.NDArray[np.uint8], view: object = None) -> Detections:
+        """All faces in an RGB frame, in frame pixels (every tile of every level; a still needs no `view`)."""
         height, width = frame.shape[:2]
         parts = [self.scan(frame, tile, still=True) for tile in full_scan(width, height, self.settings)]
         return self.merge(parts, size=(width, height))

@@ -42,8 +42,9 @@ import numpy.typing as npt
 
 from veilwatch.boxes import Detections, scale_boxes
 from veilwatch.detection.scanner import FaceScanner, ScanTile, level_tiles, pyramid_scales
+from veilwatch.tracking.motion import SHRINK, CameraMotion, FrameView, Matrix, compose, move_boxes, shrunk_grey
 
-CHANGE_SCALE = 4  # change detection runs on the grey frame shrunk by this factor
+CHANGE_SCALE = SHRINK  # change detection runs on the grey frame shrunk by this factor
 CHANGE_GREY_LEVELS = 12  # a shrunk pixel differing by more than this counts as changed
 REFRESH_PERIODS = 4  # an unchanged tile is searched again after this many scan periods
 MOTION_MARGIN_PX = 16  # live: the finest level searches around whatever moved, this far around it
@@ -53,16 +54,50 @@ UNMOVED_MARGIN = 1.5  # a carried face is kept while this much of its surroundin
 # the changed parts would cost this share of a full search.
 LIVE_BASE_REFRESHES = 3
 BASE_PARTIAL_SHARE = 0.5
+# Across a moving camera the base level is searched in full every this many frames: carried findings
+# keep veils tight, but a face the detector finds only at some sub-pixel phases needs fresh looks
+# (on video_veil_check's pans, every 8 frames left 32-64 px faces unveiled for up to 61 frames).
+MOVING_BASE_REFRESH = 1
 
 Grey = npt.NDArray[np.uint8]
 
 
+_IDENTITY: Matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+_SPECK = np.ones((2, 2), np.uint8)
+
+
 @dataclass
 class _TileState:
+    """A tile's last search: the shrunk grey frame it saw, what it found, and how the picture moved since."""
+
     tile: ScanTile
     last_scan: int | None = None
-    thumb: Grey | None = None
-    found: Detections = field(default_factory=Detections)
+    thumb: Grey | None = None  # the whole shrunk grey frame of the last search
+    view: FrameView | None = None  # ... and its view (for comparisons across a moving camera)
+    found: Detections = field(default_factory=Detections)  # in the pixels of that frame
+    since: Matrix | None = field(default_factory=_IDENTITY.copy)  # that frame → now; None: unknown
+
+    def searched(self, frame: int, view: FrameView, found: Detections) -> None:
+        """Record a fresh search of this tile."""
+        self.last_scan, self.thumb, self.view, self.found = frame, view.grey, view, found
+        self.since = _IDENTITY.copy()
+
+    def follow(self, motion: CameraMotion) -> None:
+        """Carry the last search along the camera's motion into the next frame."""
+        if self.since is None or motion.is_still:
+            return
+        self.since = None if motion.matrix is None else compose(motion.matrix, self.since)
+
+    @property
+    def moved(self) -> bool:
+        """Whether the picture moved (or moved unknowably) since the last search."""
+        return self.since is None or not np.allclose(self.since, _IDENTITY, atol=1e-6)
+
+    def carried(self) -> Detections:
+        """The last search's faces where they are now."""
+        if not self.moved or self.since is None or len(self.found) == 0:
+            return self.found
+        return Detections(move_boxes(self.found.boxes, self.since), self.found.scores)
 
 
 @dataclass(frozen=True)
@@ -96,12 +131,14 @@ class ScheduledScanner:
         base = len(scales) - 1
         self._size = (width, height)
         self._motion_scale = scales[0] if motion and base > 0 else None
-        self._previous: Grey | None = None
+        self._whole = ScanTile(0, 1.0, 0, 0, width, height)
+        self._previous = _TileState(self._whole)  # the previous frame, for the live motion search
         self._base = level_tiles(base, scales[base], width, height)
         self._base_cost = sum(tile.cost for tile in self._base)
         self._base_state = _TileState(ScanTile(base, scales[base], 0, 0, width, height))  # its last full search
         self._base_refresh = max(1, round(period_frames / LIVE_BASE_REFRESHES) if motion else period_frames)
         self._base_phase = round(phase % 1.0 * self._base_refresh)
+        self._moving_base_refresh = MOVING_BASE_REFRESH
         self._tiles = [
             _TileState(tile)
             for level, scale in enumerate(scales[:-1])
@@ -122,61 +159,73 @@ class ScheduledScanner:
         """Search every tile of every level on the next frame, whatever the budget."""
         self._full_next = True
 
-    def detect(self, frame: npt.NDArray[np.uint8]) -> Detections:
-        """Faces in this frame: base level fresh, finer levels fresh or carried over."""
+    def detect(self, frame: npt.NDArray[np.uint8], view: FrameView | None = None) -> Detections:
+        """Faces in this frame: base level fresh, finer levels fresh or carried along the camera's motion.
+
+        Without a `view` (shrunk grey and camera motion), the camera is taken as still.
+        """
         if self._restart_every and self._frame % self._restart_every == 0:
             self._restart()
-        grey = _shrunk_grey(frame)
-        parts, base_cost, base_tiles = self._base_level(frame, grey, self._base_state)
+        if view is None:
+            view = FrameView(shrunk_grey(frame), CameraMotion.still())
+        for state in [self._base_state, self._previous, *self._tiles]:
+            state.follow(view.motion)
+        parts, base_cost, base_tiles = self._base_level(frame, view, self._base_state)
         motion_cost = 0
-        if self._motion_scale is not None and self._previous is not None:
-            for x0, y0, x1, y1 in motion_regions(self._previous, grey, *self._size):
+        if self._motion_scale is not None and self._previous.thumb is not None:
+            for x0, y0, x1, y1 in _regions(_changed_pixels(self._previous, view, self._whole), *self._size):
                 tile = ScanTile(0, self._motion_scale, x0, y0, x1, y1)
                 parts.append(self._scanner.scan(frame, tile, owned=False))
                 motion_cost += tile.cost
-        self._previous = grey
-        changed = [_changed(state, grey) for state in self._tiles]
+        self._previous.searched(self._frame, view, Detections())
+        changes = [_changed_pixels(state, view, state.tile) for state in self._tiles]
+        changed = [bool(mask.any()) for mask in changes]
         due = self._due(changed)
         carried = 0
         for i, state in enumerate(self._tiles):
             if i in due:
-                state.found = self._scanner.scan(frame, state.tile)
-                state.last_scan = self._frame
-                state.thumb = _thumb(grey, state.tile).copy()
+                state.searched(self._frame, view, self._scanner.scan(frame, state.tile, still=state.last_scan is None))
                 parts.append(state.found)
             elif not changed[i]:
-                parts.append(state.found)
+                parts.append(state.carried())
                 carried += 1
             else:
-                parts.append(_unmoved(state, grey))  # faces whose own pixels did not change
+                parts.append(_unmoved(state, changes[i]))  # faces whose own pixels did not change
         cost = base_cost + sum(self._tiles[i].tile.cost for i in due) + motion_cost
         self.stats = ScanStats(base_tiles + len(due), carried, cost, base_cost)
         self._frame += 1
         return self._scanner.merge(parts, size=self._size)
 
     def _base_level(
-        self, frame: npt.NDArray[np.uint8], grey: Grey, state: _TileState
+        self, frame: npt.NDArray[np.uint8], view: FrameView, state: _TileState
     ) -> tuple[list[Detections], int, int]:
         """The base level's faces (raw parts), network cost and tiles searched: in full, or where it changed."""
         regions: list[ScanTile] = []
-        due = (self._frame + self._base_phase) % self._base_refresh == 0
-        full = due or self._full_next or state.thumb is None
-        if not full and state.thumb is not None:
-            changed = motion_regions(state.thumb, grey, *self._size)
-            grown = _grown_over(changed, scale_boxes(state.found.boxes, UNMOVED_MARGIN), *self._size)
+        # Across a moving camera the detector sees each face at a new sub-pixel phase, and a face it
+        # missed may be found at the next: the base level is searched in full more often there.
+        refresh = self._base_refresh if not state.moved else self._moving_base_refresh
+        due = (self._frame + self._base_phase) % refresh == 0
+        full = due or self._full_next or state.thumb is None or state.since is None
+        changes = None
+        if not full:
+            changes = _changed_pixels(state, view, self._whole)
+            grown = _grown_over(
+                _regions(changes, *self._size), scale_boxes(state.carried().boxes, UNMOVED_MARGIN), *self._size
+            )
             regions = [ScanTile(state.tile.level, state.tile.scale, *box) for box in grown]
             full = sum(r.cost for r in regions) > BASE_PARTIAL_SHARE * self._base_cost
-        if full:
-            found = [self._scanner.scan(frame, tile) for tile in self._base]
-            state.found, state.thumb = Detections.concat(found), grey.copy()
+        if full or changes is None:
+            found = [self._scanner.scan(frame, tile, still=state.thumb is None) for tile in self._base]
+            state.searched(self._frame, view, Detections.concat(found))
             return found, self._base_cost, len(self._base)
-        parts = [_unmoved(state, grey)]
+        parts = [_unmoved(state, changes)]
         parts += [self._scanner.scan(frame, region, owned=False) for region in regions]
         return parts, sum(r.cost for r in regions), 0  # regions, not tiles: seen in the cost alone
 
     def _restart(self) -> None:
         """Forget every search, as at the start of a stream."""
         self._base_state = _TileState(self._base_state.tile)
+        self._previous = _TileState(self._whole)
         self._tiles = [_TileState(state.tile) for state in self._tiles]
         self._credit = 0.0
 
@@ -192,7 +241,7 @@ class ScheduledScanner:
             age = self._frame - state.last_scan if state.last_scan is not None else 1 << 30
             if changed[i]:
                 candidates.append((0, -age, i))
-            elif age >= refresh_after:
+            elif age >= (self.period_frames if state.moved else refresh_after):
                 candidates.append((1, -age, i))
         candidates.sort()
         due: set[int] = set()
@@ -207,13 +256,12 @@ class ScheduledScanner:
         return due
 
 
-def motion_regions(previous: Grey, current: Grey, width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Boxes (frame px) around every part of the picture that changed since the previous frame.
+def _regions(moved: npt.NDArray[np.uint8], width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Boxes (frame px) around every changed pixel of a shrunk change mask.
 
     Each is grown by MOTION_MARGIN_PX, so that a face entering it is seen whole, and overlapping
     boxes are merged.
     """
-    moved = np.asarray(cv2.absdiff(previous, current) > CHANGE_GREY_LEVELS, np.uint8)
     if not moved.any():
         return []
     grow = 2 * (MOTION_MARGIN_PX // CHANGE_SCALE) + 1
@@ -254,47 +302,52 @@ def _merged(boxes: list[list[int]]) -> list[list[int]]:
     return result if len(result) == len(boxes) else _merged(result)
 
 
-def _shrunk_grey(frame: npt.NDArray[np.uint8]) -> Grey:
-    height, width = frame.shape[:2]
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    size = (max(1, width // CHANGE_SCALE), max(1, height // CHANGE_SCALE))
-    return np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), np.uint8)
-
-
-def _thumb(grey: Grey, tile: ScanTile) -> Grey:
+def _window(tile: ScanTile) -> tuple[int, int, int, int]:
+    """A tile's pixels in the shrunk grey frame: x0, y0, x1, y1 (at least one pixel)."""
     s = CHANGE_SCALE
-    return grey[tile.y0 // s : max(tile.y0 // s + 1, tile.y1 // s), tile.x0 // s : max(tile.x0 // s + 1, tile.x1 // s)]
+    return tile.x0 // s, tile.y0 // s, max(tile.x0 // s + 1, tile.x1 // s), max(tile.y0 // s + 1, tile.y1 // s)
 
 
-def _unmoved(state: _TileState, grey: Grey) -> Detections:
-    """The faces of a tile's last search whose surroundings are still as they were then.
+def _changed_pixels(state: _TileState, view: FrameView, tile: ScanTile) -> npt.NDArray[np.uint8]:
+    """1 where the tile's pixels differ from its last search carried along the camera's motion, or are new in view.
+
+    Across a moving camera both pictures are compared blurred (`FrameView.soft`), and changes
+    smaller than 2×2 shrunk pixels (8×8 frame px, less than the smallest face) are dropped: what
+    remains of resampling is isolated pixels at sharp edges.
+    """
+    x0, y0, x1, y1 = _window(tile)
+    now = view.grey[y0:y1, x0:x1]
+    if state.thumb is None or state.view is None or state.since is None or state.thumb.shape != view.grey.shape:
+        return np.ones(now.shape, np.uint8)
+    if not state.moved:
+        return np.asarray(cv2.absdiff(state.thumb[y0:y1, x0:x1], now) > CHANGE_GREY_LEVELS, np.uint8)
+    matrix = state.since.copy()
+    matrix[:, 2] = matrix[:, 2] / CHANGE_SCALE - (x0, y0)  # last search's shrunk px → this window's
+    size = (now.shape[1], now.shape[0])
+    before = cv2.warpAffine(state.view.soft, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    seen = cv2.warpAffine(np.ones_like(state.thumb), matrix, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    differs = np.asarray(cv2.absdiff(before, view.soft[y0:y1, x0:x1]) > CHANGE_GREY_LEVELS, np.uint8)
+    differs = np.asarray(cv2.morphologyEx(differs, cv2.MORPH_OPEN, _SPECK), np.uint8)
+    return np.asarray(differs | (seen == 0), np.uint8)
+
+
+def _unmoved(state: _TileState, changes: npt.NDArray[np.uint8]) -> Detections:
+    """The faces of a tile's last search whose surroundings are still as they were then (carried along the motion).
 
     Motion elsewhere in a tile does not invalidate a face standing still in it.
     """
-    if state.thumb is None or len(state.found) == 0:
+    if state.thumb is None or len(state.found) == 0 or state.since is None:
         return Detections()
-    now = _thumb(grey, state.tile)
-    if now.shape != state.thumb.shape:
-        return Detections()
+    found = state.carried()
     s, tile = CHANGE_SCALE, state.tile
-    height, width = now.shape
-    # Changed thumbnail pixels, summed over any rectangle in O(1) (crowds carry hundreds of faces).
-    moved = cv2.integral(np.asarray(cv2.absdiff(state.thumb, now) > CHANGE_GREY_LEVELS, np.uint8))
-    boxes = scale_boxes(state.found.boxes, UNMOVED_MARGIN).astype(np.int64)  # truncated toward zero, like int()
+    height, width = changes.shape
+    # Changed pixels, summed over any rectangle in O(1) (crowds carry hundreds of faces).
+    moved = cv2.integral(changes)
+    boxes = scale_boxes(found.boxes, UNMOVED_MARGIN).astype(np.int64)  # truncated toward zero, like int()
     x0 = np.clip(boxes[:, 0] // s - tile.x0 // s, 0, width)
     y0 = np.clip(boxes[:, 1] // s - tile.y0 // s, 0, height)
     x1 = np.clip(boxes[:, 2] // s - tile.x0 // s + 1, 0, width)
     y1 = np.clip(boxes[:, 3] // s - tile.y0 // s + 1, 0, height)
     changed = moved[y1, x1] - moved[y0, x1] - moved[y1, x0] + moved[y0, x0]
     keep: npt.NDArray[np.bool_] = (x1 > x0) & (y1 > y0) & (changed == 0)
-    return state.found.subset(keep)
-
-
-def _changed(state: _TileState, grey: Grey) -> bool:
-    if state.thumb is None:
-        return True
-    now = _thumb(grey, state.tile)
-    if now.shape != state.thumb.shape:
-        return True
-    diff = cv2.absdiff(now, state.thumb)
-    return bool(diff.max() > CHANGE_GREY_LEVELS)
+    return found.subset(keep)

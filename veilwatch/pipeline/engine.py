@@ -86,7 +86,8 @@ class Engine:
         if live:
             detector.request_full_scan()
         config = self._tracker_config(timing)
-        return FrameVeiler(detector, Veil(self.settings.veil), FaceTracker(config), config.lookback_frames)
+        veil = Veil(self.settings.veil)
+        return FrameVeiler(detector, veil, FaceTracker(config), config.lookback_frames, timing.restart_every)
 
     def tracker_config(self, fps: float, scan_period: int, *, live: bool) -> TrackerConfig:
         """Tracker limits in frames; hold-over and look-back always span a scan period."""
@@ -105,4 +106,5 @@ class Engine:
             memory_frames=timing.memory,
             growth_per_frame=tracking.growth_per_frame,
             match_iou=tracking.match_iou,
+            low_score_hold_frames=min(timing.hold, timing.scan_period),
         )

@@ -167,7 +167,7 @@ def veil_video(task: Task, engine: Engine, progress: Progress) -> FileResult:
         count,
         report.faces_found,
         len(tracks),
-        report.longest_unveiled_run(tracks),
+        report.longest_unveiled_run(tracks, place=tracker.image_estimate if tracker is not None else None),
         time.perf_counter() - started,
         report.frames,
     )

@@ -10,6 +10,7 @@ counts as veiled when one veil region covers at least `COVERED` of that box. The
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,9 @@ class StreamReport:
         if self.keep_frames:
             self.frames.append(_frame_record(veiled))
 
-    def longest_unveiled_run(self, tracks: list[Track], within: range | None = None) -> int:
+    def longest_unveiled_run(
+        self, tracks: list[Track], within: range | None = None, place: Callable[[Track, int], FloatArray] | None = None
+    ) -> int:
         """Most consecutive frames in which some tracked face was not covered by a veil.
 
         `within` limits the audit to those frames (a part of a file, which records only its own).
@@ -57,7 +60,7 @@ class StreamReport:
             if within is not None:
                 first, last = max(first, within.start), min(last, within.stop - 1)
             for index in range(first, last + 1):
-                box, _ = track.estimate(index)
+                box = place(track, index) if place is not None else track.estimate(index)[0]
                 veils = self.veils.get(index)
                 covered = veils is not None and len(veils) > 0 and coverage(box[None], veils).max() >= COVERED
                 run = 0 if covered else run + 1

@@ -20,14 +20,15 @@ from veilwatch.boxes import Detections
 from veilwatch.frames import Frame, Image, VeiledFrame
 from veilwatch.redaction.veils import Veil
 from veilwatch.tracking.cuts import CutDetector
+from veilwatch.tracking.motion import FrameView, MotionEstimator
 from veilwatch.tracking.tracker import FaceTracker
 
 
 class FaceDetector(Protocol):
     """Anything that finds faces in an RGB image."""
 
-    def detect(self, frame: Image) -> Detections:
-        """Face boxes in frame pixels."""
+    def detect(self, frame: Image, view: FrameView | None = None) -> Detections:
+        """Face boxes in frame pixels (a stream's detector may use the frame's `view`: grey and camera motion)."""
         ...
 
 
@@ -44,14 +45,26 @@ class FrameVeiler:
     """Turns frames into veiled frames; stateful across the frames of one stream."""
 
     def __init__(
-        self, detector: FaceDetector, veil: Veil, tracker: FaceTracker | None = None, lookback_frames: int = 0
+        self,
+        detector: FaceDetector,
+        veil: Veil,
+        tracker: FaceTracker | None = None,
+        lookback_frames: int = 0,
+        restart_every: int | None = None,
     ) -> None:
+        """`restart_every`: the camera's motion is measured afresh at frames whose index is a multiple of it.
+
+        (As the scan schedule starts afresh there too: a part of a file veiled on its own from such a
+        frame then measures exactly the motion the whole run measures.)
+        """
         self._detector = detector
         self._veil = veil
         self._tracker = tracker
         self._lookback = lookback_frames if tracker is not None else 0
         self._pending: deque[tuple[Frame, Detections]] = deque()
         self._cuts = CutDetector()
+        self._motion = MotionEstimator() if tracker is not None else None
+        self._restart_every = restart_every
 
     def push(self, frame: Frame) -> list[VeiledFrame]:
         """Take one frame; return the frames now final (none while the look-back fills)."""
@@ -63,9 +76,15 @@ class FrameVeiler:
 
     def plan(self, frame: Frame) -> list[PlannedFrame]:
         """Detect and track one frame; return the frames whose veils are now decided, not yet veiled."""
-        found = self._detector.detect(frame.pixels)
-        if self._tracker is not None:
-            found = self._tracker.update(frame.index, found, new_shot=self._cuts.is_cut(frame.pixels))
+        if self._tracker is None or self._motion is None:
+            found = self._detector.detect(frame.pixels)
+        else:
+            cut = self._cuts.is_cut(frame.pixels)
+            if cut or (self._restart_every and frame.index % self._restart_every == 0):
+                self._motion.reset()
+            view = self._motion.view(frame.pixels)
+            found = self._detector.detect(frame.pixels, view)
+            found = self._tracker.update(frame.index, found, new_shot=cut, motion=view.motion)
         self._pending.append((frame, found))
         ready = []
         while len(self._pending) > self._lookback:
@@ -85,7 +104,8 @@ class FrameVeiler:
         return VeiledFrame(replace(planned.frame, pixels=pixels), planned.detections, planned.held)
 
     def _planned(self, frame: Frame, found: Detections) -> PlannedFrame:
-        held = self._tracker.held_boxes(frame.index) if self._tracker is not None else Detections()
+        height, width = frame.pixels.shape[:2]
+        held = self._tracker.held_boxes(frame.index, width, height) if self._tracker is not None else Detections()
         return PlannedFrame(frame, found, held)
 
     @property

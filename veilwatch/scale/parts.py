@@ -32,6 +32,7 @@ from veilwatch.pipeline.jobs import QUEUE_DEPTH
 from veilwatch.pipeline.report import StreamReport
 from veilwatch.pipeline.threads import BackgroundConsumer, prefetch
 from veilwatch.scale.split import Part
+from veilwatch.tracking.tracker import Track
 
 PART_FORMAT = "mp4"
 # FFmpeg's container format for each joinable output extension (it picks the encoder, as locally).
@@ -76,6 +77,12 @@ class Mismatch:
 
 class _IndexMismatchError(Exception):
     """Raised inside a part when a decoded timestamp is not the one the index promised."""
+
+
+def _first_box(track: Track) -> tuple[float, ...]:
+    """A track's first sighting as the frame records round it (its frame's pixels)."""
+    box = track.first_seen if track.first_seen is not None else track.boxes[0]
+    return tuple(round(float(v), 1) for v in box)
 
 
 def veil_part(
@@ -126,9 +133,13 @@ def veil_part(
         written,
         report.faces_found,
         sum(1 for t in tracks if part.start <= t.first < part.end),
-        report.longest_unveiled_run(tracks, within=range(part.start, part.end)),
+        report.longest_unveiled_run(
+            tracks,
+            within=range(part.start, part.end),
+            place=veiler.tracker.image_estimate if veiler.tracker is not None else None,
+        ),
         report.frames,
-        {t.track_id: (t.first, tuple(round(float(v), 1) for v in t.boxes[0])) for t in tracks},
+        {t.track_id: (t.first, _first_box(t)) for t in tracks},
     )
 
 
