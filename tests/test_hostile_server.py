@@ -344,6 +344,27 @@ def test_visitors_see_other_visitors_only_as_a_visitor(services: Services) -> No
             client.post("/api/cameras/hall/control/release")
 
 
+# 15: the API docs, offline ----------------------------------------------------------------------------------
+
+
+def test_the_api_docs_come_from_this_server_under_a_csp(services: Services) -> None:
+    client = room(services)
+    assert client.get("/docs", headers={"Accept": "application/json"}).status_code == 401  # as before: signed in
+    login(client, "vera")
+    page = client.get("/docs")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert not re.search(r"(https?:)?//", page.text), "the page loads something from elsewhere"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(assets) == 3
+    for asset in assets:
+        served = client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 100, asset
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+    assert client.get("/docs/assets/..%2F__init__.py").status_code == 404
+    assert client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").json()["info"]["title"] == "veilwatch monitoring room"
+
+
 # 9, 11, 13: cookie, config digest, file modes ----------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from veilwatch.server.auth import AuthMiddleware, LoginThrottle, Viewer, public
 from veilwatch.server.context import STATIC, viewer_lookup
 from veilwatch.server.guards import BodyLimit, HostCheck
 from veilwatch.server.routes.cameras import cameras
+from veilwatch.server.routes.docs import docs
 from veilwatch.server.routes.log import log
 from veilwatch.server.routes.ops import ops
 from veilwatch.server.routes.pages import pages
@@ -35,7 +36,8 @@ from veilwatch.server.services import Services
 
 def create_app(services: Services, *, throttle: LoginThrottle | None = None) -> FastAPI:
     """The ASGI app of the monitoring room over running services."""
-    app = FastAPI(title="veilwatch monitoring room", version=__version__)
+    # No FastAPI /docs or /redoc: they load Swagger UI and ReDoc from a CDN (routes/docs.py serves our own).
+    app = FastAPI(title="veilwatch monitoring room", version=__version__, docs_url=None, redoc_url=None)
     lookup = viewer_lookup(services)
     routers = (
         pages(services),
@@ -47,6 +49,7 @@ def create_app(services: Services, *, throttle: LoginThrottle | None = None) -> 
         log(services),
         transparency(services),
         unmask(services),
+        docs(),
     )
     for router in routers:
         # The routers' own route objects (their paths carry the prefixes), so that the app's
