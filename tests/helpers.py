@@ -393,6 +393,19 @@ def encode_image(pixels: Pixels, fmt: str = "JPEG", **options: Any) -> bytes:
 
 # --- a real server on loopback --------------------------------------------------------------------
 
+# The base URL of TestClients of the room: a Host the server accepts (TestClient's own "testserver" is refused).
+LOOPBACK = "http://127.0.0.1"
+ROOM_SOCKET = "ws://127.0.0.1/ws/room"  # absolute: TestClient's websockets would go to "testserver"
+
+
+def login_as(client: Any, name: str, password: str) -> str:
+    """Log a TestClient in; it then sends the session's CSRF token with every request. Returns the token."""
+    response = client.post("/api/login", json={"name": name, "password": password})
+    assert response.status_code == 200, response.text
+    csrf: str = response.json()["csrf"]
+    client.headers["X-CSRF-Token"] = csrf
+    return csrf
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""

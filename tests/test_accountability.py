@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
+from tests.helpers import LOOPBACK, login_as
 from veilwatch.audit.merkle import leaf_hash, verify_inclusion
 from veilwatch.audit.note import Checkpoint, Verifier, open_note
 from veilwatch.clips.export import ExportError, verify_export
@@ -75,15 +76,11 @@ def _segments(services: Services, camera: str = "hall") -> list[Any]:
 
 @pytest.fixture()
 def client(services: Services) -> TestClient:
-    return TestClient(create_app(services, throttle=LoginThrottle(free=50)))
+    return TestClient(create_app(services, throttle=LoginThrottle(free=50)), base_url=LOOPBACK)
 
 
 def _login(client: TestClient, name: str) -> str:
-    response = client.post("/api/login", json={"name": name, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    csrf: str = response.json()["csrf"]
-    client.headers["X-CSRF-Token"] = csrf
-    return csrf
+    return login_as(client, name, PASSWORD)
 
 
 def _new_kinds(services: Services, before: int) -> list[str]:
@@ -127,14 +124,14 @@ def _actions(
         return c.get(f"/api/unmask/{request_id}/clip.mp4")
 
     def take_over_from_vera(c: TestClient) -> Any:
-        visitor = TestClient(c.app)
+        visitor = TestClient(c.app, base_url=LOOPBACK)
         _login(visitor, "vera")
         assert visitor.post("/api/cameras/hall/control/request").status_code == 200
         return c.post("/api/cameras/hall/control/takeover")
 
     def release_then_request(c: TestClient) -> Any:
         c.post("/api/cameras/hall/control/release")  # vera, waiting first, gets her turn back …
-        visitor = TestClient(c.app)
+        visitor = TestClient(c.app, base_url=LOOPBACK)
         _login(visitor, "vera")
         visitor.post("/api/cameras/hall/control/release")  # … and leaves: the camera is free
         return c.post("/api/cameras/hall/control/request")
@@ -219,11 +216,13 @@ def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
 
 
 def test_refusals_are_logged_too(client: TestClient, services: Services) -> None:
+    # A client of its own: anonymous refusals make one leaf per client a minute (the rest are counted).
+    client = TestClient(client.app, base_url=LOOPBACK, client=("192.0.2.241", 50000))
     before = services.audit.size()
     typo = client.post("/api/login", json={"name": "hunter2-my-password", "password": "whatever it is"})
     assert typo.status_code == 401
     failed = json.loads(services.audit.entries(before, before + 1)[0])
-    assert failed["kind"] == "login.failed" and failed["details"]["account"].startswith("visitor-")
+    assert failed["kind"] == "login.failed" and failed["details"]["attempt"].startswith("attempt-")
     assert b"hunter2" not in b"".join(services.audit.entries(before, services.audit.size()))
     assert client.get("/api/cameras").status_code == 401
     _login(client, "vera")
@@ -240,7 +239,8 @@ def test_a_path_that_leads_nowhere_leaves_no_leaf(client: TestClient, services: 
     assert client.get("/favicon.ico").status_code == 404
     assert client.post("/wp-login.php", content=b"x").status_code == 404
     assert client.get("/" + "anything-typed-in/" * 10).status_code == 404
-    assert client.get("/api/cameras").status_code == 401  # a real route still refuses, and is logged
+    fresh = TestClient(client.app, base_url=LOOPBACK, client=("192.0.2.242", 50000))  # its first refusal
+    assert fresh.get("/api/cameras").status_code == 401  # a real route still refuses, and is logged
     entries = b"".join(services.audit.entries(before, services.audit.size()))
     assert b"favicon" not in entries and b"wp-login" not in entries and b"anything-typed-in" not in entries
     assert b'"path":"/api/cameras"' in entries
@@ -295,7 +295,7 @@ def test_first_run_set_up_makes_no_admin_without_its_leaf(tmp_path: Path) -> Non
     config = ServeConfig(server=ServerConfig(data_dir=tmp_path))  # no camera: no model is loaded
     fresh = Services.start(config, engine_factory=lambda: cast(Engine, None))
     try:
-        client = TestClient(create_app(fresh))
+        client = TestClient(create_app(fresh), base_url=LOOPBACK)
         body = {"name": "root", "password": PASSWORD, "token": fresh.setup_token}
         fresh.db.write(lambda s: s.execute(text(NO_ROOM)))
         refused = client.post("/api/setup", json=body)
@@ -377,7 +377,7 @@ def test_an_export_is_served_only_to_staff_who_may_watch_its_camera(client: Test
     _login(client, "otto")
     range_ = {"start": recorded[0].start_at, "end": recorded[0].end_at}
     made = client.post("/api/cameras/vault/exports", json=range_).json()
-    auditor = TestClient(client.app)
+    auditor = TestClient(client.app, base_url=LOOPBACK)
     _login(auditor, "aldo")
     assert auditor.get("/api/cameras/vault/recordings").status_code == 404
     # The export's id is in the public log, so knowing it must not be enough.
@@ -414,7 +414,9 @@ def test_the_transparency_data_is_public_and_names_no_visitor(client: TestClient
         next(response.iter_bytes())  # vera watched (a "view.start" leaf, shown as "a visitor")
     seat = services.presence.join("hall", "vera", "visitor")  # and watches now (TestClient ends streams early)
     try:
-        public = TestClient(client.app).get("/api/transparency").json()  # another browser, logged out
+        public = (
+            TestClient(client.app, base_url=LOOPBACK).get("/api/transparency").json()
+        )  # another browser, logged out
     finally:
         services.presence.leave(seat)
     hall = next(c for c in public["cameras"] if c["name"] == "hall")

@@ -74,7 +74,9 @@ def test_loopback_by_default_and_no_plain_http_beyond_it(tmp_path: Path) -> None
     check_exposure(ServerConfig(host="::1"))
     with pytest.raises(ConfigError, match="without TLS"):
         check_exposure(ServerConfig(host="0.0.0.0"))
-    check_exposure(ServerConfig(host="0.0.0.0", behind_tls_proxy=True))
+    check_exposure(ServerConfig(host="0.0.0.0", behind_tls_proxy=True, allowed_hosts=["cameras.example.org"]))
+    with pytest.raises(ConfigError, match="allowed_hosts"):
+        check_exposure(ServerConfig(host="0.0.0.0", behind_tls_proxy=True))
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     check_exposure(ServerConfig(host="192.0.2.7", tls_cert=cert, tls_key=key))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.helpers import LOOPBACK
 from tests.onvif_device import FOV_HALF_WIDTH, FOV_PT, GENERIC_PT, GENERIC_ZOOM, Features, OnvifDevice, Request
 from tests.test_live import RecordingScanner
 from veilwatch.config import CameraConfig, OnvifConfig, ServeConfig, ServerConfig
@@ -266,7 +267,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, O
 
 def test_steering_an_onvif_camera_logs_then_moves_the_real_head(room: tuple[Services, OnvifDevice, list[str]]) -> None:
     services, device, seen = room
-    client = TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)))
+    client = TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)), base_url=LOOPBACK)
     answer = client.post("/api/login", json={"name": "vera", "password": PASSWORD})
     csrf = {"X-CSRF-Token": answer.json()["csrf"]}
     listed = {c["name"]: c["ptz"] for c in client.get("/api/cameras").json()}
@@ -293,7 +294,7 @@ def test_a_camera_refusing_the_credentials_answers_502_in_one_line(
     room: tuple[Services, OnvifDevice, list[str]],
 ) -> None:
     services, _, _ = room
-    client = TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)))
+    client = TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)), base_url=LOOPBACK)
     csrf = {"X-CSRF-Token": client.post("/api/login", json={"name": "vera", "password": PASSWORD}).json()["csrf"]}
     client.post("/api/cameras/broken/control/request", headers=csrf)
     failed = client.post("/api/cameras/broken/ptz", json={"tilt": 0.1}, headers=csrf)

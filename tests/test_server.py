@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
+from tests.helpers import LOOPBACK, ROOM_SOCKET
 from veilwatch.config import CameraConfig, ServeConfig, ServerConfig
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle, is_public
@@ -53,7 +54,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 @pytest.fixture()
 def app_client(services: Services) -> TestClient:
-    return TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)))
+    return TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)), base_url=LOOPBACK)
 
 
 def login(client: TestClient, name: str) -> str:
@@ -151,19 +152,19 @@ def test_snapshots_show_the_demo_faces_veiled(app_client: TestClient, services: 
 
 
 def test_turns_ptz_and_takeover(app_client: TestClient, services: Services) -> None:
-    visitor = TestClient(app_client.app)
+    visitor = TestClient(app_client.app, base_url=LOOPBACK)
     vera = login(visitor, "vera")
-    other = TestClient(app_client.app)
+    other = TestClient(app_client.app, base_url=LOOPBACK)
     vic = login(other, "vic")
     assert visitor.post("/api/cameras/hall/control/request", headers={"X-CSRF-Token": vera}).json()["holder"] == "vera"
     queued = other.post("/api/cameras/hall/control/request", headers={"X-CSRF-Token": vic}).json()
-    assert queued["holder"] == "vera" and queued["queue"] == ["vic"]
+    assert queued["holder"] == "a visitor" and queued["queue"] == ["vic"]  # visitors see no other visitor by name
     assert other.post("/api/cameras/hall/ptz", json={"zoom": 1}, headers={"X-CSRF-Token": vic}).status_code == 409
     moved = visitor.post("/api/cameras/hall/ptz", json={"zoom": 1, "pan": 0.2}, headers={"X-CSRF-Token": vera})
     assert moved.status_code == 200 and moved.json()["zoom"] > 1
     assert services.cameras["hall"].view.zoom > 1
     assert other.post("/api/cameras/hall/control/takeover", headers={"X-CSRF-Token": vic}).status_code == 403
-    staff = TestClient(app_client.app)
+    staff = TestClient(app_client.app, base_url=LOOPBACK)
     otto = login(staff, "otto")
     assert staff.post("/api/cameras/hall/control/takeover", headers={"X-CSRF-Token": otto}).json()["holder"] == "otto"
     staff.post("/api/cameras/hall/ptz", json={"reset": True}, headers={"X-CSRF-Token": otto})
@@ -182,7 +183,7 @@ def test_watchers_are_shown_by_name_for_staff_and_counted_for_visitors(
     second = services.presence.join("hall", "vera", "visitor")
     try:
         login(app_client, "vic")
-        with app_client.websocket_connect("/ws/room") as socket:
+        with app_client.websocket_connect(ROOM_SOCKET) as socket:
             state = socket.receive_json()
         watchers = state["cameras"]["hall"]["watchers"]
         assert watchers == {"staff": ["otto"], "visitors": 1}

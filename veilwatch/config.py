@@ -4,6 +4,7 @@
     host = "127.0.0.1"          # loopback unless told otherwise
     port = 8470
     data_dir = "veilwatch-data" # SQLite index and veiled recordings
+    allowed_hosts = ["cameras.example.org"]  # Host names clients use (required on 0.0.0.0)
 
     [[cameras]]
     name = "lobby"
@@ -25,6 +26,7 @@ credentials never leave this object unscrubbed: `display_source` is what pages a
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -38,6 +40,15 @@ RoleName = Literal["visitor", "operator", "auditor", "admin"]
 RecordPreset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 DEFAULT_VIEWERS: tuple[RoleName, ...] = ("visitor", "operator", "auditor")
+HOST_PATTERN = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class _Strict(BaseModel):
@@ -64,6 +75,24 @@ class ServerConfig(_Strict):
         "ultrafast", description="x264 speed preset of the recordings: faster costs less CPU, makes larger files"
     )
     metrics_token: str | None = Field(None, description="bearer token Prometheus may use for /metrics")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names clients may use in the Host header, besides `host` (and, on loopback, "
+        "localhost, 127.0.0.1 and ::1); required when binding to all addresses (0.0.0.0, ::)",
+    )
+    # The largest legitimate body is a key holder's share file handed in with an approval (base64, up to 2 MB).
+    max_body_bytes: int = Field(
+        4_000_000, ge=1024, le=1_000_000_000, description="refuse request bodies larger than this (413)"
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        plain = [name.strip("[]").lower() for name in names]
+        for name in plain:
+            if not re.fullmatch(HOST_PATTERN, name) and not _is_address(name):
+                raise ValueError(f"{name[:60]!r}: a host name or address, without scheme, port or path")
+        return plain
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerConfig:
@@ -75,6 +104,22 @@ class ServerConfig(_Strict):
     def tls(self) -> bool:
         """Whether the server itself speaks HTTPS."""
         return self.tls_cert is not None
+
+    def is_wildcard(self) -> bool:
+        """Whether the bind address is every address of the machine (0.0.0.0, ::)."""
+        try:
+            return ipaddress.ip_address(self.host).is_unspecified
+        except ValueError:
+            return False
+
+    def host_names(self) -> frozenset[str]:
+        """The names the Host header may carry: the bound host, loopback names on loopback, `allowed_hosts`."""
+        names = set(self.allowed_hosts)
+        if not self.is_wildcard():
+            names.add(self.host.strip("[]").lower())
+        if self.is_loopback():
+            names |= {"localhost", "127.0.0.1", "::1"}
+        return frozenset(names)
 
     def is_loopback(self) -> bool:
         """Whether the bind address is reachable from this machine only."""

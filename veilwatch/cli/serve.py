@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -73,13 +74,33 @@ def resolve_config(config: Path | None, demo: bool, host: str | None, port: int 
 
 
 def check_exposure(server: ServerConfig) -> None:
-    """Refuse to serve beyond this machine in plain HTTP unless a TLS proxy is declared."""
-    if server.is_loopback() or server.tls or server.behind_tls_proxy:
+    """Refuse to serve beyond this machine in plain HTTP unless a TLS proxy is declared, or on every address unnamed."""
+    if not (server.is_loopback() or server.tls or server.behind_tls_proxy):
+        raise ConfigError(
+            f"refusing to listen on {server.host} without TLS: set tls_cert/tls_key, or declare "
+            "behind_tls_proxy = true if a TLS-terminating proxy sits in front"
+        )
+    if server.is_wildcard() and not server.allowed_hosts:
+        raise ConfigError(
+            f"listening on {server.host} (every address): set server.allowed_hosts to the host names "
+            "clients reach this server by (requests naming any other host are refused)"
+        )
+
+
+def check_tls_files(server: ServerConfig) -> None:
+    """Load the TLS certificate and key once before anything starts: a missing or bad file is one clear line."""
+    if server.tls_cert is None or server.tls_key is None:
         return
-    raise ConfigError(
-        f"refusing to listen on {server.host} without TLS: set tls_cert/tls_key, or declare "
-        "behind_tls_proxy = true if a TLS-terminating proxy sits in front"
-    )
+    import ssl
+
+    for key, path in (("tls_cert", server.tls_cert), ("tls_key", server.tls_key)):
+        if not path.is_file():
+            raise ConfigError(f"server.{key}: no such file: {path}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(server.tls_cert, server.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"cannot load tls_cert/tls_key ({server.tls_cert}, {server.tls_key}): {reason}") from None
 
 
 def run_server(config: ServeConfig) -> int:
@@ -90,6 +111,9 @@ def run_server(config: ServeConfig) -> int:
     from veilwatch.server.services import Services
 
     check_exposure(config.server)
+    check_tls_files(config.server)
+    # Recordings, sealed faces, exports and the index: readable by this server's user alone.
+    os.umask(0o077)
     services = Services.start(config)
     try:
         scheme = "https" if config.server.tls else "http"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 STAFF_WHO_TAKE_OVER = frozenset({"operator", "admin"})
+STAFF_ROLES = frozenset({"operator", "auditor", "admin"})  # named to everyone; visitors are named only to staff
 MAX_QUEUE = 100  # people waiting per camera; beyond this a request is refused
 
 
@@ -48,6 +49,7 @@ class ControlState:
     expires_at: float | None
     remaining_s: float
     queue: tuple[str, ...]
+    staff: frozenset[str] = frozenset()  # which of the names above are staff (others may be shown only to staff)
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,9 @@ class ControlDesk:
                 self._on_event(event)  # raising here leaves the desk as it was: unrecorded, undone
         self._seats[camera] = seat
         remaining = max(0.0, seat.expires_at - self._clock()) if seat.expires_at is not None else 0.0
-        return ControlState(seat.holder, seat.expires_at, remaining, tuple(name for name, _ in seat.queue))
+        seated = ((seat.holder, seat.holder_role), *seat.queue)
+        staff = frozenset(name for name, role in seated if name and role in STAFF_ROLES)
+        return ControlState(seat.holder, seat.expires_at, remaining, tuple(name for name, _ in seat.queue), staff)
 
     def _event(self, kind: str, actor: str, role: str, camera: str, **details: str) -> ControlEvent:
         return ControlEvent(kind, actor, role, camera, self._wall(), details)

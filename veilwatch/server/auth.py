@@ -4,8 +4,9 @@
 marked `@public`, requires a valid session cookie — for pages, API calls, media and websockets
 alike. There is no second, hand-kept list of open paths: a test walks the route table instead.
 State-changing requests must also carry the session's CSRF token in `X-CSRF-Token`, and public
-ones (login, set-up) must come from our own origin. Failed logins are throttled per account and
-per client address.
+ones (login, set-up) must come from our own origin, and so must every websocket. Failed logins
+are throttled per (client address, account) and per client address, never per account alone: a
+stranger's wrong guesses must not lock the account's owner out.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class Viewer:
 
 
 SessionLookup = Callable[[str], Viewer | None]
-# (method, path, status, why): a refused request, for the tamper-evident log.
-DeniedHook = Callable[[str, str, int, str], None]
+# (method, path, status, why, client address): a refused request, for the tamper-evident log.
+DeniedHook = Callable[[str, str, int, str, str], None]
 
 
 def _matches(routes: Sequence[BaseRoute], scope: Scope) -> BaseRoute | None:
@@ -106,8 +107,14 @@ def same_origin(scope: Scope) -> bool:
     host = _header(scope, b"host")
     claimed = _header(scope, b"origin") or _header(scope, b"referer")
     if not claimed or not host:
-        return True  # non-browser clients send neither; browsers always send Origin on POST
+        return True  # non-browser clients send neither; browsers always send Origin on POST and websockets
     return urlsplit(claimed).netloc == host
+
+
+def same_secret(sent: str, expected: str) -> bool:
+    """A constant-time comparison that also takes header text outside ASCII (compared as bytes, never a 500)."""
+    # Headers are decoded as latin-1, so encoding them back gives the bytes sent.
+    return hmac.compare_digest(sent.encode("latin-1", "replace"), expected.encode("utf-8"))
 
 
 def route_marks(routes: Sequence[BaseRoute]) -> tuple[list[BaseRoute], list[tuple[BaseRoute, str]]]:
@@ -146,6 +153,10 @@ class AuthMiddleware:
             await self._app(scope, receive, send)
             return
         method = scope.get("method", "GET")
+        if scope["type"] == "websocket" and not same_origin(scope):
+            # Browsers send any page's cookies with a websocket, and no CORS stands in the way.
+            await self._deny(scope, receive, send, 403, "cross-origin websocket refused")
+            return
         if _matches(self._public, scope) is not None:
             if method in UNSAFE_METHODS and not same_origin(scope):
                 await self._deny(scope, receive, send, 403, "cross-origin request refused")
@@ -168,7 +179,7 @@ class AuthMiddleware:
             return
         if method in UNSAFE_METHODS:
             sent = _header(scope, CSRF_HEADER) or ""
-            if not hmac.compare_digest(sent, viewer.csrf_token) or not same_origin(scope):
+            if not same_secret(sent, viewer.csrf_token) or not same_origin(scope):
                 await self._deny(scope, receive, send, 403, "missing or wrong CSRF token")
                 return
         scope.setdefault("state", {})["viewer"] = viewer
@@ -180,8 +191,9 @@ class AuthMiddleware:
             # The route's template, not the path: a refused request cannot write text of its
             # choosing into the permanent public log.
             method, path = str(scope.get("method", "WEBSOCKET")), self._template(scope) or "?"
+            client = scope.get("client") or ("?", 0)
             with contextlib.suppress(Exception):  # off the event loop: the log append waits for the disk
-                await asyncio.to_thread(self._on_denied, method, path, status, message)
+                await asyncio.to_thread(self._on_denied, method, path, status, message, str(client[0]))
         await _deny(scope, receive, send, status, message)
 
     def _template(self, scope: Scope) -> str | None:
@@ -194,7 +206,7 @@ class AuthMiddleware:
     def _bearer_matches(self, scope: Scope, token_name: str) -> bool:
         expected = self._tokens.get(token_name)
         sent = _header(scope, b"authorization") or ""
-        return bool(expected) and hmac.compare_digest(sent, f"Bearer {expected}")
+        return bool(expected) and same_secret(sent, f"Bearer {expected}")
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
@@ -214,7 +226,12 @@ async def _deny(scope: Scope, receive: Receive, send: Send, status: int, message
 
 @dataclass
 class LoginThrottle:
-    """Slows password guessing: after `free` failures in `window_s`, each key waits, doubling."""
+    """Slows password guessing: after `free` attempts in `window_s` that did not succeed, each key waits, doubling.
+
+    An attempt is counted when it is let through (`attempt`), before the password is checked, so that
+    requests arriving together cannot all pass the check before any failure is counted; a success
+    takes its own count back.
+    """
 
     free: int = 5
     window_s: float = 900.0
@@ -224,31 +241,33 @@ class LoginThrottle:
     _failures: dict[str, list[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds the caller must wait before trying again (0: go ahead)."""
+    def attempt(self, *keys: str) -> tuple[float, float]:
+        """(seconds to wait, 0: go ahead; the stamp this attempt was counted under, for `succeeded`)."""
         now = self.clock()
-        with self._lock:
-            waits = [self._wait(key, now) for key in keys]
-        return float(max(waits, default=0.0))
+        with self._lock:  # the check and the count are one step
+            wait = max((self._wait(key, now) for key in keys), default=0.0)
+            if wait <= 0:
+                for key in keys:
+                    self._failures.setdefault(key, []).append(now)
+        return float(wait), now
 
     def _wait(self, key: str, now: float) -> float:
         recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        self._failures[key] = recent
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)  # no empty lists left behind by every passing address
         excess = len(recent) - self.free
         if excess < 0:
             return 0.0
         delay = min(self.base_delay_s * 2**excess, self.max_delay_s)
         return float(max(0.0, recent[-1] + delay - now))
 
-    def failed(self, *keys: str) -> None:
-        """Count a failed attempt against every key (account name, client address)."""
-        now = self.clock()
+    def succeeded(self, forget: str, *others: str, stamp: float) -> None:
+        """A right password: forget `forget`'s failures; take back only this attempt's count from the others."""
         with self._lock:
-            for key in keys:
-                self._failures.setdefault(key, []).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        """Forget the failures of these keys."""
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+            self._failures.pop(forget, None)
+            for key in others:
+                stamps = self._failures.get(key, [])
+                with contextlib.suppress(ValueError):
+                    stamps.remove(stamp)

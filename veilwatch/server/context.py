@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from veilwatch.config import CameraConfig
 from veilwatch.server.auth import Viewer
@@ -22,6 +23,23 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 STAFF_ROLES = frozenset({"operator", "auditor", "admin"})
+
+
+class RequestBody(BaseModel):
+    """A JSON request body: no NaN or infinities, and only text that is valid Unicode (no lone surrogates)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _unicode_text(cls, value: object) -> object:
+        # JSON may spell a lone surrogate ("\ud800"); it cannot be hashed, stored or logged as UTF-8.
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("not valid Unicode text (a lone surrogate)") from None
+        return value
 
 
 def _viewer(request: Request) -> Viewer:

@@ -29,6 +29,12 @@ def metrics_text(services: Services) -> bytes:
     """The current metrics in the Prometheus text format."""
     registry = CollectorRegistry()
     gauges = {name: Gauge(name, help_text, ["camera"], registry=registry) for name, help_text in GAUGES.items()}
+    unlogged = Gauge(
+        "veilwatch_refusals_unlogged_total",
+        "refusals of anonymous requests counted but not given a log leaf of their own (one per client a minute)",
+        registry=registry,
+    )
+    unlogged.set(services.refusals.unlogged)
     for name, pipeline in services.cameras.items():
         stats = pipeline.stats()
         watchers = services.presence.watchers(name)

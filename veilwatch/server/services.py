@@ -8,6 +8,7 @@ object the app factory is given; `stop()` tears it all down, in reverse, idempot
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
 import secrets
@@ -26,6 +27,7 @@ from veilwatch.live.onvif_ptz import OnvifPTZ
 from veilwatch.live.pipeline import CameraPipeline, LiveSettings, VeiledOutput
 from veilwatch.live.presence import Presence
 from veilwatch.pipeline.engine import Engine
+from veilwatch.server.guards import RefusalTally
 from veilwatch.storage.actions import ActionLog, ActionRecord
 from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
@@ -40,6 +42,7 @@ from veilwatch.vault.public import VaultPublic
 
 log = logging.getLogger(__name__)
 
+REDACTED = "***"
 RETENTION_INTERVAL_S = 60.0
 RECORDER_QUEUE = 30  # frames a recorder may fall behind before frames are dropped (and counted)
 
@@ -104,6 +107,7 @@ class Services:
     names: PublicNames | None = None  # how users appear in the public log (visitors by pseudonym)
     heads: dict[str, OnvifPTZ] = field(default_factory=dict)  # cameras whose real head steers (ONVIF)
     setup_token: str | None = None
+    refusals: RefusalTally = field(default_factory=RefusalTally)  # anonymous refusals: one leaf per client a minute
     _stop: threading.Event = field(default_factory=threading.Event)
     _janitor: threading.Thread | None = None
 
@@ -111,8 +115,7 @@ class Services:
     def start(cls, config: ServeConfig, *, engine_factory: Callable[[], Engine] | None = None) -> Services:
         """Open storage, start every camera, and return the running services."""
         data_dir = config.server.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database.open(data_dir / "veilwatch.sqlite3")
+        db = _open_private(data_dir)
         segments = SegmentIndex(db, data_dir)
         segments.heal()
         users = UserStore(db)
@@ -177,8 +180,7 @@ class Services:
 
     def _record_config(self) -> None:
         """Log the configuration this server runs with, and whether it changed since the last start."""
-        # The digest covers everything (camera credentials too, but only as part of a long hash).
-        digest = hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()
+        digest = config_digest(self.config)
         previous = self.actions.latest("config.load")
         changed = previous is not None and previous.details.get("sha256") != digest
         self.record(
@@ -292,6 +294,7 @@ class PublicNames:
     """Users as the public log names them: staff as themselves, visitors (and unknown names) by pseudonym."""
 
     USER_KEYS = ("previous", "user", "account", "holder")  # detail fields that name a user
+    ATTEMPT_KEY = "attempt"  # the name typed into a failed login: anyone's guess, its own pseudonym domain
 
     def __init__(self, pseudonyms: Pseudonyms, users: UserStore) -> None:
         self._pseudonyms = pseudonyms
@@ -309,7 +312,20 @@ class PublicNames:
             if isinstance(value, str) and value:
                 user = self._users.by_name(value)
                 out[key] = self._pseudonyms.public(value, str(user.role) if user else "visitor")
+        attempt = out.get(self.ATTEMPT_KEY)
+        if isinstance(attempt, str):
+            out[self.ATTEMPT_KEY] = self._pseudonyms.attempted(attempt)
         return out
+
+
+def _open_private(data_dir: Path) -> Database:
+    """The database in a data folder only this server's user may enter (0700), its files 0600, whatever the umask."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # recordings, sealed faces, exports and keys live inside
+    db = Database.open(data_dir / "veilwatch.sqlite3")
+    for path in data_dir.glob("veilwatch.sqlite3*"):  # the index, its -wal and -shm (SQLite copies the mode later)
+        path.chmod(0o600)
+    return db
 
 
 def _record_control(actions: ActionLog, names: PublicNames, event: ControlEvent) -> None:
@@ -340,6 +356,19 @@ def _live_engine(config: ServeConfig) -> Callable[[], Engine]:
         return Engine(AnonymizeSettings(detector=engine.detector, tracker=engine.tracker, veil=engine.veil))
 
     return build
+
+
+def config_digest(config: ServeConfig) -> str:
+    """SHA-256 of the configuration with its secrets redacted: the public log must not let anyone guess them."""
+    data = config.model_dump(mode="json")
+    server = data["server"]
+    if server.get("metrics_token"):
+        server["metrics_token"] = REDACTED
+    for camera, settings in zip(data["cameras"], config.cameras, strict=True):
+        camera["source"] = settings.display_source  # user:password@ and secret query parameters masked
+        if camera.get("onvif"):
+            camera["onvif"]["password"] = REDACTED
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def data_path(config: ServeConfig, relative: str) -> Path:

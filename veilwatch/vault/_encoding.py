@@ -63,6 +63,8 @@ class Fields:
             obj = json.loads(data, parse_float=_no_floats, parse_constant=_no_floats)
         except (ValueError, UnicodeDecodeError) as exc:
             raise VaultFileError(f"not {_a(what)}: {' '.join(str(exc).split())[:120]}") from exc
+        except RecursionError:  # arrays nested thousands deep: anyone may send them
+            raise VaultFileError(f"not {_a(what)}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise VaultFileError(f"not {_a(what)}: expected a JSON object")
         fields = cls(obj, what)

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from veilwatch.config import CameraConfig
 from veilwatch.errors import PTZError
@@ -20,14 +20,14 @@ from veilwatch.live.control import ControlState
 from veilwatch.live.onvif_ptz import HeadStep, OnvifPTZ
 from veilwatch.live.ptz import PTZView
 from veilwatch.server.auth import Viewer
-from veilwatch.server.context import CurrentViewer, camera_for, may_view
+from veilwatch.server.context import CurrentViewer, RequestBody, camera_for, may_view
 from veilwatch.server.services import Services
 
 STREAM_BOUNDARY = "veilwatchframe"
 TAKEOVER_ROLES = frozenset({"operator", "admin"})
 
 
-class PTZCommand(BaseModel):
+class PTZCommand(RequestBody):
     """A steering step: pan/tilt by a share of the view (-1..1), zoom by a factor step; or reset."""
 
     pan: float = Field(0.0, ge=-1, le=1)
@@ -42,7 +42,7 @@ def cameras(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRo
 
     @router.get("")
     def list_cameras(viewer: CurrentViewer) -> list[dict[str, Any]]:
-        return [camera_summary(services, c) for c in services.config.cameras if may_view(c, viewer)]
+        return [camera_summary(services, c, viewer) for c in services.config.cameras if may_view(c, viewer)]
 
     @router.get("/{name}/stream.mjpg")
     async def stream(name: str, request: Request, viewer: CurrentViewer) -> StreamingResponse:
@@ -80,19 +80,19 @@ def cameras(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRo
     @router.post("/{name}/control/request")
     def request_control(name: str, viewer: CurrentViewer) -> dict[str, Any]:
         camera = steerable(camera_for(services, name, viewer))
-        return control_json(services.desk.request(camera.name, viewer.name, viewer.role))
+        return control_json(services.desk.request(camera.name, viewer.name, viewer.role), viewer)
 
     @router.post("/{name}/control/release")
     def release_control(name: str, viewer: CurrentViewer) -> dict[str, Any]:
         camera = camera_for(services, name, viewer)
-        return control_json(services.desk.release(camera.name, viewer.name, viewer.role))
+        return control_json(services.desk.release(camera.name, viewer.name, viewer.role), viewer)
 
     @router.post("/{name}/control/takeover")
     def takeover(name: str, viewer: CurrentViewer) -> dict[str, Any]:
         camera = steerable(camera_for(services, name, viewer))
         if viewer.role not in TAKEOVER_ROLES:
             raise HTTPException(403, "only operators and admins take over")
-        return control_json(services.desk.takeover(camera.name, viewer.name, viewer.role))
+        return control_json(services.desk.takeover(camera.name, viewer.name, viewer.role), viewer)
 
     @router.post("/{name}/ptz")
     def ptz(name: str, command: PTZCommand, viewer: CurrentViewer) -> dict[str, Any]:
@@ -143,9 +143,17 @@ def steerable(camera: CameraConfig) -> CameraConfig:
     return camera
 
 
-def control_json(state: ControlState) -> dict[str, Any]:
-    """Who steers, for how long still, and who waits."""
-    return {"holder": state.holder, "remaining_s": round(state.remaining_s, 1), "queue": list(state.queue)}
+A_VISITOR = "a visitor"
+
+
+def control_json(state: ControlState, viewer: Viewer) -> dict[str, Any]:
+    """Who steers, for how long still, and who waits: visitors see other visitors only as "a visitor"."""
+
+    def shown(name: str) -> str:
+        return name if viewer.staff or name in state.staff or name == viewer.name else A_VISITOR
+
+    holder = shown(state.holder) if state.holder is not None else None
+    return {"holder": holder, "remaining_s": round(state.remaining_s, 1), "queue": [shown(n) for n in state.queue]}
 
 
 def view_json(view: PTZView) -> dict[str, float]:
@@ -153,20 +161,20 @@ def view_json(view: PTZView) -> dict[str, float]:
     return {"pan": view.pan, "tilt": view.tilt, "zoom": view.zoom}
 
 
-def camera_state(services: Services, name: str) -> dict[str, Any]:
+def camera_state(services: Services, name: str, viewer: Viewer) -> dict[str, Any]:
     """A camera's live state: source state, watchers, control lease and view."""
     pipeline = services.cameras[name]
     watchers = services.presence.watchers(name)
     return {
         "state": pipeline.stats().state.value,
         "watchers": {"staff": list(watchers.staff), "visitors": watchers.visitors},
-        "control": control_json(services.desk.state(name)),
+        "control": control_json(services.desk.state(name), viewer),
         "ptz": "onvif" if name in services.heads else "digital",  # what steering moves: the real head or the crop
         "view": view_json(pipeline.view),
     }
 
 
-def camera_summary(services: Services, camera: CameraConfig) -> dict[str, Any]:
+def camera_summary(services: Services, camera: CameraConfig, viewer: Viewer) -> dict[str, Any]:
     """What the room shows about a camera."""
     return {
         "name": camera.name,
@@ -174,5 +182,5 @@ def camera_summary(services: Services, camera: CameraConfig) -> dict[str, Any]:
         "purpose": camera.purpose,
         "steerable": camera.steerable,
         "retention_days": camera.retention_days,
-        **camera_state(services, camera.name),
+        **camera_state(services, camera.name, viewer),
     }

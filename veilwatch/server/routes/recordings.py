@@ -12,12 +12,11 @@ import json
 import re
 import secrets
 import time
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
 
 from veilwatch.audit.note import Checkpoint, Note
 from veilwatch.clips.export import build_manifest
@@ -25,13 +24,15 @@ from veilwatch.clips.recorded import encode_mp4, recorded_frames
 from veilwatch.errors import StorageError
 from veilwatch.media.atomic import atomic_output
 from veilwatch.server.auth import Viewer
-from veilwatch.server.context import STAFF_ROLES, CurrentViewer, camera_for, may_view
+from veilwatch.server.context import STAFF_ROLES, CurrentViewer, RequestBody, camera_for, may_view
 from veilwatch.server.services import Services
 
 MAX_EXPORT_S = 3600.0
+# SQLite integers are 64-bit: a larger id must be refused as a bad request, not overflow in the query.
+SegmentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-class ExportBody(BaseModel):
+class ExportBody(RequestBody):
     """A time range of one camera's recordings to export (UTC seconds)."""
 
     start: float
@@ -56,7 +57,7 @@ def recordings(services: Services) -> APIRouter:
         ]
 
     @router.get("/recordings/{segment_id}.mp4")
-    def segment_file(segment_id: int, viewer: CurrentViewer) -> FileResponse:
+    def segment_file(segment_id: SegmentId, viewer: CurrentViewer) -> FileResponse:
         segment = services.segments.get(segment_id)
         camera = services.config.camera(segment.camera) if segment else None
         if segment is None or camera is None or not may_view(camera, viewer) or segment.status != "complete":
@@ -124,7 +125,7 @@ def recordings(services: Services) -> APIRouter:
     return router
 
 
-def _exports(services: Services) -> Path:
+def _exports(services: Services) -> FilePath:
     folder = services.config.server.data_dir / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -146,7 +147,7 @@ def _may_play(viewer: Viewer) -> None:
         raise HTTPException(403, "recordings are for staff")
 
 
-def _inside(root: Path, path: Path) -> Path:
+def _inside(root: FilePath, path: FilePath) -> FilePath:
     """The path, if it lies inside root once links are resolved (nothing outside the data folder)."""
     resolved, base = path.resolve(), root.resolve()
     if base not in resolved.parents:

@@ -30,7 +30,9 @@ def room(services: Services, lookup: Callable[[str], Viewer | None]) -> APIRoute
         try:
             while lookup(viewer.session_token) is not None:
                 cameras = {
-                    c.name: camera_state(services, c.name) for c in services.config.cameras if may_view(c, viewer)
+                    c.name: camera_state(services, c.name, viewer)
+                    for c in services.config.cameras
+                    if may_view(c, viewer)
                 }
                 await socket.send_json({"at": time.time(), "you": viewer.name, "cameras": cameras})
                 await asyncio.sleep(PUSH_INTERVAL_S)

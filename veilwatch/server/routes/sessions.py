@@ -9,16 +9,16 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from veilwatch.errors import UserError
 from veilwatch.server.auth import SESSION_COOKIE, LoginThrottle, public
-from veilwatch.server.context import CurrentViewer
+from veilwatch.server.context import CurrentViewer, RequestBody
 from veilwatch.server.services import Services
 from veilwatch.storage.users import Role, User, check_name, check_password
 
 
-class Credentials(BaseModel):
+class Credentials(RequestBody):
     """A login attempt."""
 
     name: str = Field(max_length=64)
@@ -39,21 +39,20 @@ def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
     @router.post("/login")
     @public
     def login(credentials: Credentials, request: Request) -> JSONResponse:
-        client = request.client.host if request.client else "?"
-        keys = (f"user:{credentials.name.lower()}", f"addr:{client}")
-        wait = throttle.retry_after(*keys)
+        pair, address = _throttle_keys(request, credentials.name)
+        wait, stamp = throttle.attempt(pair, address)
         if wait > 0:
             headers = {"Retry-After": str(int(wait) + 1)}
             return JSONResponse({"detail": "too many failed logins; wait and try again"}, 429, headers)
+        # Unknown names cost the same hash as known ones (see UserStore.verify): no telling which exist.
         user = services.users.verify(credentials.name, credentials.password)
         if user is None:
-            throttle.failed(*keys)
-            # The log is public: a staff account is named, any other name typed (a visitor's, or a
-            # password pasted into the name field) appears only as a keyed pseudonym, and the
-            # client's address not at all.
-            services.record("login.failed", "system", "system", account=credentials.name[:64])
+            # The log is public: the name typed (a visitor's, a staff member's, or a password pasted
+            # into the name field) appears as an `attempt-` pseudonym of its own domain, whoever it
+            # names, and the client's address not at all.
+            services.record("login.failed", "system", "system", attempt=credentials.name[:64])
             raise HTTPException(401, "wrong name or password")
-        throttle.succeeded(*keys)
+        throttle.succeeded(pair, address, stamp=stamp)
         services.record("login", user.name, str(user.role))
         return _session_response(services, user, request)
 
@@ -94,6 +93,12 @@ def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
     return router
 
 
+def _throttle_keys(request: Request, name: str) -> tuple[str, str]:
+    """Per client and account, and per client: never per account alone, or anyone could lock anyone out."""
+    client = request.client.host if request.client else "?"
+    return f"pair:{client}\0{name.casefold()}", f"addr:{client}"
+
+
 def _session_response(services: Services, user: User, request: Request) -> JSONResponse:
     issued = services.sessions.create(user)
     response = JSONResponse({"name": user.name, "role": str(user.role), "csrf": issued.csrf_token})
@@ -103,7 +108,8 @@ def _session_response(services: Services, user: User, request: Request) -> JSONR
         max_age=int(issued.expires_at - time.time()),
         httponly=True,
         samesite="strict",
-        secure=services.config.server.tls or request.url.scheme == "https",
+        # Behind a TLS proxy the browser speaks HTTPS even though this hop is plain HTTP.
+        secure=services.config.server.tls or services.config.server.behind_tls_proxy or request.url.scheme == "https",
         path="/",
     )
     return response

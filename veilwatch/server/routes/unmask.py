@@ -12,11 +12,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from veilwatch.errors import ApprovalRefused, VaultError
 from veilwatch.server.auth import Viewer
-from veilwatch.server.context import STAFF_ROLES, CurrentViewer, camera_for, page
+from veilwatch.server.context import STAFF_ROLES, CurrentViewer, RequestBody, camera_for, page
 from veilwatch.server.services import Services
 from veilwatch.storage.unmask_requests import StoredRequest
 from veilwatch.vault.desk import UnmaskDesk
@@ -25,7 +25,7 @@ MAX_SHARE_BYTES = 1_000_000
 MAX_APPROVAL_BYTES = 100_000
 
 
-class AskBody(BaseModel):
+class AskBody(RequestBody):
     """A new unmask request."""
 
     camera: str = Field(max_length=64)
@@ -37,7 +37,7 @@ class AskBody(BaseModel):
     )
 
 
-class ShareBody(BaseModel):
+class ShareBody(RequestBody):
     """A key holder's approval made in the browser: their share file (base64) and passphrase."""
 
     share: str = Field(max_length=MAX_SHARE_BYTES * 2)

@@ -1,0 +1,166 @@
+"""Pure-ASGI guards in front of the app: a Host allow-list, a request body limit, and a tally of refusals.
+
+They run before any route (and before the auth middleware), so nothing they refuse is parsed: a
+body over the limit is refused by its Content-Length, or as soon as its chunks pass the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+DRAIN_BYTES = 1 << 20  # beyond this, a refused body is not read on: the connection is closed under it
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over the limit (raised while it streams in; answered 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body too large: at most {limit} bytes")
+
+
+async def refuse(scope: Scope, send: Send, status: int, message: str) -> None:
+    """Answer a request (or close a websocket) with one JSON line, before the app sees it."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 4000 + status})
+        return
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps({"detail": message}).encode()})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server (h11, httptools) refuses a malformed length itself
+    return None
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413: by Content-Length, and while a chunked body streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self._app = app
+        self._max = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self._max:
+            await refuse(scope, send, 413, str(BodyTooLarge(self._max).detail))
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self._max:
+                    await _drain(receive, message)
+                    raise BodyTooLarge(self._max)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, limited, watched)
+        except BodyTooLarge:
+            if started:
+                raise
+            await refuse(scope, send, 413, str(BodyTooLarge(self._max).detail))
+
+
+async def _drain(receive: Receive, message: Message) -> None:
+    """Read on (and drop) the rest of a refused body, up to DRAIN_BYTES, so the client hears our 413 before we close."""
+    drained = 0
+    while message.get("more_body", False) and drained < DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port or IPv6 brackets, lower case."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    return text.rpartition(":")[0] if text.count(":") == 1 else text
+
+
+class HostCheck:
+    """Refuse (400) requests whose Host header names a host not in the allow-list (DNS rebinding, poisoned links)."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
+        self._app = app
+        self._allowed = frozenset(name.lower() for name in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self._app(scope, receive, send)
+            return
+        host = next((value.decode("latin-1") for key, value in scope.get("headers", []) if key == b"host"), "")
+        if host_name(host) not in self._allowed:
+            await refuse(scope, send, 400, "unknown host: add it to server.allowed_hosts if clients use it")
+            return
+        await self._app(scope, receive, send)
+
+
+@dataclass
+class _Client:
+    since: float
+    pending: int = 0
+
+
+@dataclass
+class RefusalTally:
+    """At most one log leaf per client and period for refusals of anonymous requests; the rest are counted.
+
+    Anyone can send requests that are refused; a leaf for each would let anyone grow the permanent
+    log without bound. The first refusal of a period is logged with the count of those left out
+    since the client's last leaf, and `unlogged` counts them all (exported as a metric).
+    """
+
+    period_s: float = 60.0
+    max_clients: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    unlogged: int = 0
+    _clients: dict[str, _Client] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self, client: str) -> int | None:
+        """None: count this refusal only; else log it now, with this many refusals left out before it."""
+        now = self.clock()
+        with self._lock:
+            seen = self._clients.get(client)
+            if seen is not None and now - seen.since < self.period_s:
+                seen.pending += 1
+                self.unlogged += 1
+                return None
+            if len(self._clients) >= self.max_clients:
+                self._forget_quiet(now)
+            self._clients[client] = _Client(now)
+            return seen.pending if seen is not None else 0
+
+    def _forget_quiet(self, now: float) -> None:
+        """Drop clients whose period is over (their left-out refusals stay in `unlogged`)."""
+        for name in [name for name, seen in self._clients.items() if now - seen.since >= self.period_s]:
+            del self._clients[name]
+        if len(self._clients) >= self.max_clients:  # a flood of addresses inside one period: start afresh
+            self._clients.clear()
