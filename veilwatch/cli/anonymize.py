@@ -20,6 +20,7 @@ from rich.progress import (
 
 from veilwatch import __version__
 from veilwatch.detection.model_files import resolve_model
+from veilwatch.errors import VeilwatchError
 from veilwatch.media.atomic import atomic_output
 from veilwatch.pipeline.batch import plan
 from veilwatch.pipeline.tasks import STDIO, Task
@@ -121,9 +122,9 @@ def run(
     runner = _runner(engine, address)  # before anything else: a missing Ray is a one-line hint
     resolve_model(settings.detector.model)  # fail fast, before any worker starts
     planned = plan(inputs, output, overwrite=overwrite, in_place=in_place)
+    codes: list[int] = []
     for failure in planned.failures:
-        console.print(f"[red]error:[/red] {_escape(failure.one_line())}", highlight=False, soft_wrap=True)
-    codes = [f.exit_code for f in planned.failures]
+        _print_failure(console, failure, codes)
     stdio = [t for t in planned.tasks if STDIO in (t.source, t.output)]
     files = [t for t in planned.tasks if t not in stdio]
     summaries: list[dict[str, Any]] = []
@@ -163,20 +164,27 @@ def _run_in_process(
     tasks: list[Task], settings: AnonymizeSettings, console: Console, codes: list[int]
 ) -> list[dict[str, Any]]:
     """Standard input/output tasks run here (their streams belong to this process)."""
-    from veilwatch.errors import VeilwatchError
+    from veilwatch.errors import InternalError, VeilwatchError
     from veilwatch.pipeline.engine import Engine
     from veilwatch.pipeline.jobs import run_task
 
     engine = Engine(settings)
     summaries = []
     for task in tasks:
+        name = "<stdin>" if task.source == STDIO else task.source
         try:
             summaries.append(run_task(task, engine, lambda done, total: None).summary())
         except VeilwatchError as exc:
-            exc.path = exc.path or ("<stdin>" if task.source == STDIO else task.source)
-            console.print(f"[red]error:[/red] {_escape(exc.one_line())}", highlight=False, soft_wrap=True)
-            codes.append(exc.exit_code)
+            exc.path = exc.path or name
+            _print_failure(console, exc, codes)
+        except Exception as exc:  # a bug, not the input's fault: one line, like the workers report it
+            _print_failure(console, InternalError.wrap(exc, name), codes)
     return summaries
+
+
+def _print_failure(console: Console, exc: VeilwatchError, codes: list[int]) -> None:
+    console.print(f"[red]error:[/red] {_escape(exc.one_line())}", highlight=False, soft_wrap=True)
+    codes.append(exc.exit_code)
 
 
 def _write_report(path: Path, settings: AnonymizeSettings, summaries: list[dict[str, Any]]) -> None:

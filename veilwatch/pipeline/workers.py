@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from veilwatch.errors import VeilwatchError, WorkerCrashedError
+from veilwatch.errors import InternalError, VeilwatchError, WorkerCrashedError
 from veilwatch.pipeline.tasks import Task
 from veilwatch.settings import AnonymizeSettings
 
@@ -102,6 +102,9 @@ def _serve(conn: Connection, settings_json: str) -> None:
             conn.send(("failed", index, exc.one_line(), exc.exit_code))
         except MemoryError:
             conn.send(("failed", index, f"{task.source}: out of memory", 1))
+        except Exception as exc:  # a bug, not the file's fault: one line, and this worker serves on
+            crash = InternalError.wrap(exc, task.source)
+            conn.send(("failed", index, crash.one_line(), crash.exit_code))
         else:
             conn.send(("done", index, result.summary()))
 
