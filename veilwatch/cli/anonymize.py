@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +121,48 @@ def run(
     address: str | None = None,
 ) -> int:
     """Veil every input; returns the exit status (0 when every file succeeded)."""
+    with _interruptible():
+        return _run(inputs, output, settings, overwrite, in_place, workers, report, quiet, engine, address)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run cleanly (KeyboardInterrupt), whatever this process inherited.
+
+    A process started in the background by a non-interactive shell inherits SIGINT ignored, and
+    Python then leaves it ignored: a Ctrl-C (or `kill -INT`) would be lost and the outputs written.
+    A plain SIGTERM would end this process at once and orphan its workers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back from here
+                signal.signal(sig, handler)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(
+    inputs: list[str],
+    output: str | None,
+    settings: AnonymizeSettings,
+    overwrite: bool,
+    in_place: bool,
+    workers: int | None,
+    report: Path | None,
+    quiet: bool,
+    engine: str,
+    address: str | None,
+) -> int:
     console = Console(stderr=True)
     runner = _runner(engine, address)  # before anything else: a missing Ray is a one-line hint
     resolve_model(settings.detector.model)  # fail fast, before any worker starts
