@@ -435,3 +435,23 @@ def test_sigkill_leaves_nothing_under_the_final_name(tmp_path: Path, long_clip: 
     assert all(name.startswith(".veilwatch-") for name in killed.left)
     time.sleep(1.0)  # the orphaned worker has exited (communicate returned): nothing appears later
     assert "long.mp4" not in [p.name for p in (tmp_path / "out").iterdir()]
+
+
+def test_help_keeps_the_ray_extra_in_the_install_hint() -> None:
+    result = run_cli("anonymize", "--help", columns=250)
+    assert "pip install 'veilwatch[ray]'" in result.stdout.decode()
+
+
+def test_doctor_lists_a_hardware_encoder_as_usable_only_if_it_opens() -> None:
+    from veilwatch.cli.doctor import _opens
+
+    out = run_cli("doctor", columns=300).stdout.decode()
+    assert ("h264_nvenc ✓" in out) == _opens("h264_nvenc")
+
+
+def test_one_face_is_one_face(tmp_path: Path) -> None:
+    write_portrait(tmp_path / "p.jpg")
+    result = run_cli("anonymize", "p.jpg", cwd=tmp_path, columns=250)
+    assert result.returncode == 0, result.stderr.decode()
+    assert ": 1 face\n" in result.stderr.decode()
+    assert "veiled 1 image and 0 videos" in result.stderr.decode()

@@ -92,13 +92,18 @@ class _Display:
             return
         line = _escape(f"{summary['source']} → {summary['output']}: ")
         if summary["kind"] == "video":
-            line += f"{summary['frames']} frames, {summary['tracks']} face tracks"
+            line += f"{_count(summary['frames'], 'frame')}, {_count(summary['tracks'], 'face track')}"
             run = summary["longest_unveiled_run"]
             if run:
-                line += f" [yellow](a tracked face went unveiled for up to {run} frames)[/yellow]"
+                line += f" [yellow](a tracked face went unveiled for up to {_count(run, 'frame')})[/yellow]"
         else:
-            line += f"{summary['faces_detected']} faces"
+            line += _count(summary["faces_detected"], "face")
         self._progress.console.print(line, highlight=False, soft_wrap=True)
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 face`, `2 faces`: a number with its noun in the right number."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _escape(text: str) -> str:
@@ -245,9 +250,9 @@ def _write_report(path: Path, settings: AnonymizeSettings, summaries: list[dict[
 def _print_totals(console: Console, summaries: list[dict[str, Any]], failed: int, skipped: int) -> None:
     images = sum(1 for s in summaries if s["kind"] == "image")
     videos = len(summaries) - images
-    parts = [f"veiled {images} image{'s' * (images != 1)} and {videos} video{'s' * (videos != 1)}"]
+    parts = [f"veiled {_count(images, 'image')} and {_count(videos, 'video')}"]
     if failed:
         parts.append(f"[red]{failed} failed[/red]")
     if skipped:
-        parts.append(f"{skipped} non-media file{'s' * (skipped != 1)} skipped")
+        parts.append(f"{_count(skipped, 'non-media file')} skipped")
     console.print(", ".join(parts), highlight=False, soft_wrap=True)

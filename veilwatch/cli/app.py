@@ -137,7 +137,8 @@ def anonymize(
         ),
     ] = None,
     engine: Annotated[
-        EngineChoice, typer.Option(help="local: worker processes here; ray: Ray actors (pip install 'veilwatch[ray]').")
+        EngineChoice,
+        typer.Option(help="local: worker processes here; ray: Ray actors (pip install 'veilwatch\\[ray]')."),
     ] = "local",
     address: Annotated[
         str | None,
