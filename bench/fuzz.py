@@ -80,6 +80,7 @@ def run_batch(files: list[HostileFile], work: Path, tally: Tally, timeout: float
             tally.examples.append(hostile.name)
     if ("Traceback" in stderr or any(d in stderr for d in DEATHS)) and len(tally.examples) < 20:
         tally.examples.append(stderr[-2000:])
+    tally.examples.extend(line for line in stderr.splitlines() if "internal error" in line)
 
 
 def table(tally: Tally, peak_mb: float, seconds: float, command: str) -> str:

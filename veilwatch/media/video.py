@@ -352,7 +352,8 @@ class VideoWriter:
         try:
             self._container.mux(packets)
         except (av.error.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot write video ({_reason(exc)})", path=str(self._path)) from exc
+            # No path: the caller names the input (the temporary file's name would mean nothing to the user).
+            raise OutputError(f"cannot write the veiled video ({_reason(exc)})") from exc
 
     def copy_audio(self, source: Path) -> None:
         """Copy the first audio stream of `source` packet by packet (no re-encoding)."""
