@@ -336,7 +336,7 @@ class VideoWriter:
         video_frame.time_base = self._info.time_base
         if frame.duration and frame.time_base == self._info.time_base:
             video_frame.duration = frame.duration  # keeps the last frame's length in VFR video
-        self._mux(self._stream.encode(video_frame))
+        self._mux(self._encode(video_frame))
         self._frames_written += 1
 
     def _pts(self, frame: Frame) -> int:
@@ -345,6 +345,15 @@ class VideoWriter:
         if frame.pts is not None and frame.time_base is not None:
             return round(frame.pts * frame.time_base / self._info.time_base)
         return round(frame.index / self._info.rate / self._info.time_base)
+
+    def _encode(self, frame: Any) -> Any:
+        """The encoder's packets for a frame (None: flush); an encoder refusal is an OutputError."""
+        import av
+
+        try:
+            return self._stream.encode(frame)
+        except av.error.FFmpegError as exc:  # e.g. timestamps a damaged input left out of order
+            raise OutputError(f"cannot encode the veiled video ({_reason(exc)})") from exc
 
     def _mux(self, packets: Any) -> None:
         import av
@@ -375,7 +384,7 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoder and finish the file."""
         try:
-            self._mux(self._stream.encode(None))
+            self._mux(self._encode(None))
         finally:
             self._container.close()
 
