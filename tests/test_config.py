@@ -131,3 +131,59 @@ def test_serve_refuses_a_public_bind_without_tls(tmp_path: Path) -> None:
     config.write_text(GOOD.replace("port = 8999", 'host = "0.0.0.0"\nport = 8999'))
     result = _veilwatch("serve", "--config", str(config))
     assert result.returncode == 2 and "without TLS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_config_creates_no_file_and_bounds_its_recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    resolved = resolve_config(None, True, None, None)
+    assert list(tmp_path.iterdir()) == []
+    assert all(c.retention_days <= 1 and c.retention_mb <= 500 for c in resolved.cameras)
+
+
+def test_the_demo_vault_is_made_then_renewed_before_it_expires(tmp_path: Path) -> None:
+    from datetime import date
+
+    from veilwatch.cli.serve import demo_vault
+    from veilwatch.vault.bundle import read_bundle_info
+
+    def last_day() -> str:
+        return read_bundle_info((tmp_path / "ana.share").read_bytes()).last_day
+
+    demo_vault(tmp_path, today=date(2030, 1, 1))
+    first = last_day()
+    demo_vault(tmp_path, today=date(2030, 1, 10))
+    assert last_day() == first  # still valid: kept
+    demo_vault(tmp_path, today=date(2030, 3, 1))
+    assert last_day() > "2030-03-02"
+
+
+def test_the_printed_users_command_names_this_install_and_the_data_folder(tmp_path: Path) -> None:
+    from veilwatch.cli.serve import users_command
+
+    command = users_command(demo_config(Path("veilwatch-demo"), "127.0.0.1", 8470))
+    assert command.startswith(str(Path(sys.executable).parent))
+    assert command.endswith(f"--data-dir {Path('veilwatch-demo').resolve()}")
+
+
+def _serve_demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "veilwatch.cli.app", "serve", "--demo", *args]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_public_demo_is_refused_before_any_file_is_written(tmp_path: Path) -> None:
+    result = _serve_demo(tmp_path, "--host", "0.0.0.0")
+    assert result.returncode == 2, result.stderr
+    assert "without TLS" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_demo_on_a_taken_port_prints_no_link_and_writes_nothing(tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = _serve_demo(tmp_path, "--port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert "cannot listen" in result.stderr
+    assert "setup?token" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -4,12 +4,14 @@
     ├── InputError                      a file the user gave cannot be used        (exit 2)
     │   ├── InputNotFoundError          ... does not exist (also FileNotFoundError)
     │   ├── UnsupportedInputError       ... is neither an image nor a video we read
+    │   │   └── OversizedInputError     ... declares more pixels than veilwatch decodes (media/limits.py)
     │   └── CorruptInputError           ... is truncated or damaged
     ├── OutputError                     an output cannot be written                (exit 3)
     ├── ModelError                      the face detector cannot be loaded         (exit 4)
     ├── VeilingError                    a frame could not be veiled: fail closed   (exit 5)
     ├── ConfigError                     a setting is invalid                       (exit 2)
     ├── WorkerCrashedError              an isolated worker died (e.g. a decoder segfault)
+    ├── InternalError                   an unexpected exception while veiling a file (a bug, told in one line)
     ├── StorageError                    the database or the recordings cannot be used
     ├── PTZError                        a camera's ONVIF PTZ head cannot be reached or refuses a move
     ├── UserError                       a user name, password or role is rejected  (exit 2; also ValueError)
@@ -58,6 +60,10 @@ class UnsupportedInputError(InputError):
     """The input is neither an image nor a video veilwatch can read."""
 
 
+class OversizedInputError(UnsupportedInputError):
+    """The input declares a picture larger than veilwatch agrees to decode."""
+
+
 class CorruptInputError(InputError):
     """The input is truncated or damaged."""
 
@@ -90,6 +96,17 @@ class WorkerCrashedError(VeilwatchError):
     """An isolated worker process died while handling a file."""
 
     exit_code = 5
+
+
+class InternalError(VeilwatchError):
+    """An unexpected exception while veiling one file: a bug, reported as one line while the run goes on."""
+
+    @classmethod
+    def wrap(cls, exc: BaseException, path: str) -> InternalError:
+        """The one-line stand-in for an unexpected exception raised while handling `path`."""
+        text = " ".join(str(exc).split())[:200]
+        detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return cls(f"internal error ({detail}); please report it", path=path)
 
 
 class StorageError(VeilwatchError):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from rich.progress import (
 
 from veilwatch import __version__
 from veilwatch.detection.model_files import resolve_model
+from veilwatch.errors import VeilwatchError
 from veilwatch.media.atomic import atomic_output
 from veilwatch.pipeline.batch import plan
 from veilwatch.pipeline.tasks import STDIO, Task
@@ -88,13 +92,18 @@ class _Display:
             return
         line = _escape(f"{summary['source']} → {summary['output']}: ")
         if summary["kind"] == "video":
-            line += f"{summary['frames']} frames, {summary['tracks']} face tracks"
+            line += f"{_count(summary['frames'], 'frame')}, {_count(summary['tracks'], 'face track')}"
             run = summary["longest_unveiled_run"]
             if run:
-                line += f" [yellow](a tracked face went unveiled for up to {run} frames)[/yellow]"
+                line += f" [yellow](a tracked face went unveiled for up to {_count(run, 'frame')})[/yellow]"
         else:
-            line += f"{summary['faces_detected']} faces"
+            line += _count(summary["faces_detected"], "face")
         self._progress.console.print(line, highlight=False, soft_wrap=True)
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 face`, `2 faces`: a number with its noun in the right number."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _escape(text: str) -> str:
@@ -117,13 +126,55 @@ def run(
     address: str | None = None,
 ) -> int:
     """Veil every input; returns the exit status (0 when every file succeeded)."""
+    with _interruptible():
+        return _run(inputs, output, settings, overwrite, in_place, workers, report, quiet, engine, address)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run cleanly (KeyboardInterrupt), whatever this process inherited.
+
+    A process started in the background by a non-interactive shell inherits SIGINT ignored, and
+    Python then leaves it ignored: a Ctrl-C (or `kill -INT`) would be lost and the outputs written.
+    A plain SIGTERM would end this process at once and orphan its workers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back from here
+                signal.signal(sig, handler)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(
+    inputs: list[str],
+    output: str | None,
+    settings: AnonymizeSettings,
+    overwrite: bool,
+    in_place: bool,
+    workers: int | None,
+    report: Path | None,
+    quiet: bool,
+    engine: str,
+    address: str | None,
+) -> int:
     console = Console(stderr=True)
     runner = _runner(engine, address)  # before anything else: a missing Ray is a one-line hint
     resolve_model(settings.detector.model)  # fail fast, before any worker starts
     planned = plan(inputs, output, overwrite=overwrite, in_place=in_place)
+    codes: list[int] = []
     for failure in planned.failures:
-        console.print(f"[red]error:[/red] {_escape(failure.one_line())}", highlight=False, soft_wrap=True)
-    codes = [f.exit_code for f in planned.failures]
+        _print_failure(console, failure, codes)
     stdio = [t for t in planned.tasks if STDIO in (t.source, t.output)]
     files = [t for t in planned.tasks if t not in stdio]
     summaries: list[dict[str, Any]] = []
@@ -163,20 +214,27 @@ def _run_in_process(
     tasks: list[Task], settings: AnonymizeSettings, console: Console, codes: list[int]
 ) -> list[dict[str, Any]]:
     """Standard input/output tasks run here (their streams belong to this process)."""
-    from veilwatch.errors import VeilwatchError
+    from veilwatch.errors import InternalError, VeilwatchError
     from veilwatch.pipeline.engine import Engine
     from veilwatch.pipeline.jobs import run_task
 
     engine = Engine(settings)
     summaries = []
     for task in tasks:
+        name = "<stdin>" if task.source == STDIO else task.source
         try:
             summaries.append(run_task(task, engine, lambda done, total: None).summary())
         except VeilwatchError as exc:
-            exc.path = exc.path or ("<stdin>" if task.source == STDIO else task.source)
-            console.print(f"[red]error:[/red] {_escape(exc.one_line())}", highlight=False, soft_wrap=True)
-            codes.append(exc.exit_code)
+            exc.path = exc.path or name
+            _print_failure(console, exc, codes)
+        except Exception as exc:  # a bug, not the input's fault: one line, like the workers report it
+            _print_failure(console, InternalError.wrap(exc, name), codes)
     return summaries
+
+
+def _print_failure(console: Console, exc: VeilwatchError, codes: list[int]) -> None:
+    console.print(f"[red]error:[/red] {_escape(exc.one_line())}", highlight=False, soft_wrap=True)
+    codes.append(exc.exit_code)
 
 
 def _write_report(path: Path, settings: AnonymizeSettings, summaries: list[dict[str, Any]]) -> None:
@@ -192,9 +250,9 @@ def _write_report(path: Path, settings: AnonymizeSettings, summaries: list[dict[
 def _print_totals(console: Console, summaries: list[dict[str, Any]], failed: int, skipped: int) -> None:
     images = sum(1 for s in summaries if s["kind"] == "image")
     videos = len(summaries) - images
-    parts = [f"veiled {images} image{'s' * (images != 1)} and {videos} video{'s' * (videos != 1)}"]
+    parts = [f"veiled {_count(images, 'image')} and {_count(videos, 'video')}"]
     if failed:
         parts.append(f"[red]{failed} failed[/red]")
     if skipped:
-        parts.append(f"{skipped} non-media file{'s' * (skipped != 1)} skipped")
+        parts.append(f"{_count(skipped, 'non-media file')} skipped")
     console.print(", ".join(parts), highlight=False, soft_wrap=True)

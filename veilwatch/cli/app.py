@@ -137,7 +137,8 @@ def anonymize(
         ),
     ] = None,
     engine: Annotated[
-        EngineChoice, typer.Option(help="local: worker processes here; ray: Ray actors (pip install 'veilwatch[ray]').")
+        EngineChoice,
+        typer.Option(help="local: worker processes here; ray: Ray actors (pip install 'veilwatch\\[ray]')."),
     ] = "local",
     address: Annotated[
         str | None,
@@ -209,7 +210,7 @@ def serve(
     """Run the monitoring room: live veiled cameras that visitors can watch and steer."""
     from veilwatch.cli.serve import resolve_config, run_server
 
-    raise typer.Exit(_guarded(lambda: run_server(resolve_config(config, demo, host, port))))
+    raise typer.Exit(_guarded(lambda: run_server(resolve_config(config, demo, host, port), demo=demo)))
 
 
 users_app = typer.Typer(help="Manage who may enter the monitoring room.", no_args_is_help=True)

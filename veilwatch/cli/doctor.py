@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from typing import cast
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +22,34 @@ CODECS_OF_INTEREST = (
     "aac",
     "libopus",
 )
+
+
+HARDWARE_ENCODERS = ("_nvenc", "_qsv", "_vaapi", "_amf")
+
+
+def _codec_state(name: str, available: set[str]) -> str:
+    """✓ or ✗; a hardware encoder counts only if it opens (compiled in is not usable without its device)."""
+    if name not in available:
+        return "✗"
+    if not name.endswith(HARDWARE_ENCODERS):
+        return "✓"
+    return "✓" if _opens(name) else "✗ (built in, no GPU found)"
+
+
+def _opens(encoder: str) -> bool:
+    """Whether FFmpeg can open this encoder on this machine (a 256 × 256 H.264 stream)."""
+    from fractions import Fraction
+
+    import av
+
+    try:
+        context = cast("av.VideoCodecContext", av.CodecContext.create(encoder, "w"))
+        context.width, context.height, context.pix_fmt = 256, 256, "yuv420p"
+        context.time_base = Fraction(1, 25)
+        context.open()
+    except Exception:  # any failure to open means: not usable here
+        return False
+    return True
 
 
 def run() -> int:
@@ -46,7 +75,7 @@ def run() -> int:
         f"{av.__version__} / libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))}",
     )
     available = av.codecs_available
-    table.add_row("codecs", ", ".join(f"{c} {'✓' if c in available else '✗'}" for c in CODECS_OF_INTEREST))
+    table.add_row("codecs", ", ".join(f"{c} {_codec_state(c, available)}" for c in CODECS_OF_INTEREST))
     table.add_row("HEIC/HEIF", "yes (pillow-heif)" if register_heif() else "no (pip install pillow-heif)")
     healthy = True
     try:

@@ -10,6 +10,8 @@ would rotate them is gone.
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -17,7 +19,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from veilwatch.errors import CorruptInputError, OutputError, UnsupportedInputError
+from veilwatch.errors import (
+    CorruptInputError,
+    OutputError,
+    OversizedInputError,
+    UnsupportedInputError,
+    VeilwatchError,
+)
+from veilwatch.media.limits import MAX_IMAGE_PIXELS, check_image_size
 
 # Pillow format name → the format we write back (same family; GIF/BMP/TIFF become PNG, lossless).
 OUTPUT_FORMAT = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "HEIF": "HEIF", "AVIF": "AVIF"}
@@ -34,8 +43,9 @@ _heif_registered = False
 
 
 def register_heif() -> bool:
-    """Teach Pillow HEIC/HEIF if pillow-heif is installed; returns whether it is."""
+    """Teach Pillow HEIC/HEIF if pillow-heif is installed, and set its size limit; returns whether HEIF is there."""
     global _heif_registered  # noqa: PLW0603 - a one-time plugin registration, idempotent
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's bomb check, at our limit (see media/limits.py)
     if not _heif_registered:
         try:
             from pillow_heif import register_heif_opener
@@ -44,6 +54,31 @@ def register_heif() -> bool:
         register_heif_opener()
         _heif_registered = True
     return True
+
+
+def open_checked(stream: str | IO[bytes]) -> Image.Image:
+    """Open an image (headers only) and refuse it if its declared size is beyond the limits.
+
+    Pillow's decompression-bomb warning becomes an error here, so that an image between the
+    limit and twice the limit is refused too instead of being decoded after a warning.
+    """
+    register_heif()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(stream)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            declared = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(declared.group(1)) / 1e6:.0f} megapixels" if declared else "too many pixels"
+            raise OversizedInputError(
+                f"image declares {size}; veilwatch reads at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
+            ) from exc
+    try:
+        check_image_size(*img.size)
+    except VeilwatchError:
+        img.close()
+        raise
+    return img
 
 
 @dataclass(frozen=True)
@@ -57,23 +92,45 @@ class LoadedImage:
 
 
 def read_image(source: str | bytes | IO[bytes], *, keep_metadata: bool = False) -> LoadedImage:
-    """Decode an image file (path, bytes or binary stream) to upright sRGB pixels."""
-    register_heif()
+    """Decode an image file (path, bytes or binary stream) to upright sRGB pixels.
+
+    Whatever a decoder raises on a hostile file (Pillow's plugins raise OSError, ValueError,
+    TypeError, RuntimeError, struct.error, ...) becomes one InputError naming the reason.
+    """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with Image.open(stream) as img:
-            fmt = img.format or "PNG"
-            if getattr(img, "n_frames", 1) > 1 and fmt in ANIMATED_FORMATS:
-                raise UnsupportedInputError(f"animated {fmt} images are not supported; convert to a video first")
-            img.load()
-            metadata = _kept_metadata(img) if keep_metadata else {}
-            upright = ImageOps.exif_transpose(img) or img
-            rgb, alpha = _to_srgb(upright)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a damaged file's metadata warnings are noise, not news
+            return _decode(stream, keep_metadata)
+    except VeilwatchError:
+        raise
     except UnidentifiedImageError as exc:
         raise UnsupportedInputError("not an image format veilwatch reads") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptInputError(f"damaged or truncated image ({exc})") from exc
-    return LoadedImage(np.asarray(rgb, np.uint8).copy(), fmt, alpha, metadata)
+    except MemoryError as exc:
+        raise CorruptInputError("not enough memory to decode this image") from exc
+    except Exception as exc:  # the decoding boundary: any decoder failure means a damaged file
+        raise CorruptInputError(f"damaged or truncated image ({_describe(exc)})") from exc
+
+
+def _decode(stream: str | IO[bytes], keep_metadata: bool) -> LoadedImage:
+    with open_checked(stream) as img:
+        fmt = img.format or "PNG"
+        if getattr(img, "n_frames", 1) > 1 and fmt in ANIMATED_FORMATS:
+            raise UnsupportedInputError(f"animated {fmt} images are not supported; convert to a video first")
+        img.load()
+        metadata = _kept_metadata(img) if keep_metadata else {}
+        upright = ImageOps.exif_transpose(img) or img
+        check_image_size(*upright.size)
+        rgb, alpha = _to_srgb(upright)
+        return LoadedImage(np.asarray(rgb, np.uint8).copy(), fmt, alpha, metadata)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a short reason: its message, or its type when it has none."""
+    text = " ".join(str(exc).split())[:200]
+    if isinstance(exc, (OSError, ValueError, SyntaxError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _kept_metadata(img: Image.Image) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from veilwatch.errors import UnsupportedInputError
+from veilwatch.errors import OversizedInputError, UnsupportedInputError
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff"}
@@ -49,16 +49,16 @@ def kind_by_suffix(path: Path) -> MediaKind | None:
 
 def sniff_kind(path: Path) -> MediaKind:
     """The media kind of a file whatever its name, by opening it."""
-    from PIL import Image, UnidentifiedImageError
+    from veilwatch.media.images import open_checked
 
-    from veilwatch.media.images import register_heif
-
-    register_heif()
     try:
-        with Image.open(path) as img:
+        with open_checked(str(path)) as img:
             if getattr(img, "n_frames", 1) == 1:
                 return "image"
-    except (UnidentifiedImageError, OSError):
+    except OversizedInputError as exc:
+        exc.path = str(path)
+        raise
+    except Exception:  # any decoder failure: not an image we read; try video next
         pass
     import av
 
@@ -66,7 +66,7 @@ def sniff_kind(path: Path) -> MediaKind:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
             if container.streams.video:
                 return "video"
-    except (av.error.FFmpegError, OSError):
+    except Exception:  # any demuxer failure: not a video we read either
         pass
     raise UnsupportedInputError("neither an image nor a video that veilwatch reads", path=str(path))
 

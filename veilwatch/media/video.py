@@ -20,8 +20,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from veilwatch.errors import CorruptInputError, OutputError, UnsupportedInputError
+from veilwatch.errors import CorruptInputError, OutputError, UnsupportedInputError, VeilwatchError
 from veilwatch.frames import Frame, Image
+from veilwatch.media.limits import check_frame_size
 from veilwatch.settings import VideoOutputSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ _PRESET_CODECS = {"libx264", "libx265"}
 _CONTAINER_CODEC = {"webm": "libvpx-vp9", "ogg": "libtheora"}
 # Most frames a file may lack compared with its own index before it counts as truncated.
 TRUNCATION_SLACK = 2
+# Most seconds a file's video may end before the duration its header announces, beyond the
+# frames of slack above at the stream's rate (timestamps are rounded to the container's clock).
+DURATION_SLACK_S = 0.05
+# Transport streams are sequences of fixed-size packets: a file cut mid-packet is truncated.
+_TS_PACKET_SIZES = {"mpegts": (188, 192, 204)}
+GIF_TRAILER = b";"
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,6 @@ def _rotation_steps(rotation: int) -> int:
     return round(rotation / 90) % 4
 
 
-def _av_error_types() -> tuple[type[BaseException], ...]:
-    import av
-
-    return (av.error.FFmpegError, OSError, EOFError)
-
-
 class VideoReader:
     """Decodes the first video stream of a file into upright RGB frames."""
 
@@ -78,27 +79,49 @@ class VideoReader:
             self._container = av.open(str(path), mode="r", metadata_errors="ignore")
         except av.error.FileNotFoundError as exc:
             raise CorruptInputError("file vanished before it could be read") from exc
-        except (av.error.FFmpegError, OSError) as exc:
+        except Exception as exc:  # the demuxing boundary: whatever FFmpeg or PyAV raise on a hostile file
             raise CorruptInputError(f"cannot open as video ({_reason(exc)})") from exc
         if not self._container.streams.video:
             self._container.close()
             raise UnsupportedInputError("no video stream in this file")
         self._stream = self._container.streams.video[0]
+        try:
+            self._refuse_before_decoding()
+        except BaseException:
+            self._container.close()
+            raise
         # One decoding thread: decoding runs far ahead of detection, and FFmpeg's frame threads only
         # contend for the cores the detector needs (facenet at 720p on 2 cores: 6.22 → 5.96 s, three
         # alternating pairs of runs).
         self._stream.thread_count = 1
         self._decoded = self._container.decode(self._stream)
+        self._first: av.VideoFrame = self._first_frame()
+        self.info = self._probe(int(self._first.rotation or 0))
+
+    def _refuse_before_decoding(self) -> None:
+        """Refuse a frame size beyond the limits, and a file cut short, before decoding a pixel."""
+        ctx = self._stream.codec_context  # None when FFmpeg has no decoder for the stream
+        if ctx is not None and ctx.width and ctx.height:
+            check_frame_size(ctx.width, ctx.height)
+        short = _cut_short(self._path, self._container.format.name)
+        if short:
+            raise CorruptInputError(short)
+
+    def _first_frame(self) -> Any:
         try:
             first = next(self._decoded, None)
-        except _av_error_types() as exc:
+            if first is not None:
+                check_frame_size(first.width, first.height)
+        except VeilwatchError:
+            self._container.close()
+            raise
+        except Exception as exc:  # the decoding boundary: whatever FFmpeg or PyAV raise on a hostile file
             self._container.close()
             raise CorruptInputError(f"cannot decode the first frame ({_reason(exc)})") from exc
         if first is None:
             self._container.close()
             raise CorruptInputError("no frame could be decoded")
-        self._first: av.VideoFrame = first
-        self.info = self._probe(int(first.rotation or 0))
+        return first
 
     def _probe(self, rotation: int) -> VideoInfo:
         stream = self._stream
@@ -135,6 +158,8 @@ class VideoReader:
         """Every frame in presentation order; raises CorruptInputError on damage or truncation."""
         steps = _rotation_steps(self.info.rotation)
         index = 0
+        end_s: float | None = None
+        last_corrupt = False
         try:
             for decoded in itertools.chain([self._first], self._decoded):
                 pixels: Image = np.asarray(decoded.to_ndarray(format="rgb24"), np.uint8)
@@ -143,17 +168,40 @@ class VideoReader:
                 time_base = decoded.time_base or self.info.time_base
                 yield Frame(index, pixels, decoded.pts, time_base, decoded.duration or None)
                 index += 1
-        except _av_error_types() as exc:
-            short = self._shortfall(index)
+                end_s = max(end_s or 0.0, _frame_end_s(decoded, time_base, self._stream.start_time) or 0.0)
+                last_corrupt = bool(decoded.is_corrupt)
+        except Exception as exc:  # the decoding boundary: whatever FFmpeg or PyAV raise mid-stream
+            short = self._shortfall(index, end_s)
             raise CorruptInputError(f"{short or f'damaged video after frame {index}'} ({_reason(exc)})") from exc
-        short = self._shortfall(index)
+        short = self._shortfall(index, end_s) or (
+            f"truncated video: its last frame (frame {index}) is incomplete" if last_corrupt else None
+        )
         if short:
             raise CorruptInputError(short)
 
-    def _shortfall(self, decoded: int) -> str | None:
-        """How the file falls short of the frames its header announces, if it does."""
+    def _shortfall(self, decoded: int, end_s: float | None) -> str | None:
+        """How the file falls short of the frames or the duration its header announces, if it does."""
         if self.info.frames and decoded < self.info.frames - TRUNCATION_SLACK:
             return f"truncated video: decoded {decoded} of {self.info.frames} frames"
+        announced = self._announced_duration_s()
+        if announced is None or end_s is None:
+            return None
+        slack = DURATION_SLACK_S + TRUNCATION_SLACK / float(self.info.rate or 25)
+        if end_s < announced - slack:
+            return f"truncated video: it ends at {end_s:.2f} s of the {announced:.2f} s its header announces"
+        return None
+
+    def _announced_duration_s(self) -> float | None:
+        """The video's duration as the header states it: the stream's own, else the container's if
+        the file holds no other stream (a longer audio track must not look like lost video)."""
+        stream = self._stream
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        tagged = _parse_duration_tag(stream.metadata.get("DURATION"))  # Matroska/WebM per-track tag
+        if tagged is not None:
+            return tagged
+        if len(self._container.streams) == 1 and self._container.duration:
+            return float(self._container.duration) / 1_000_000
         return None
 
     def close(self) -> None:
@@ -165,6 +213,47 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _frame_end_s(frame: Any, time_base: Fraction, start: int | None) -> float | None:
+    """When a decoded frame ends, in seconds from time zero (None without timestamps).
+
+    Measured from zero, not from the stream's start: some containers (Matroska) count their
+    duration from zero, others from the first frame, and the larger figure never calls a whole
+    file truncated. A negative start (edit lists) is counted back in.
+    """
+    if frame.pts is None or not time_base:
+        return None
+    return float((frame.pts - min(start or 0, 0) + (frame.duration or 0)) * time_base)
+
+
+def _parse_duration_tag(tag: str | None) -> float | None:
+    """A Matroska DURATION tag (HH:MM:SS.fraction) in seconds."""
+    if not tag:
+        return None
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def _cut_short(path: Path, container_format: str) -> str | None:
+    """A truncation visible in the file's bytes alone: a transport stream cut mid-packet, a GIF without its trailer."""
+    fmt = container_format.split(",", maxsplit=1)[0]
+    try:
+        size = path.stat().st_size
+        if fmt in _TS_PACKET_SIZES and not any(size % packet == 0 for packet in _TS_PACKET_SIZES[fmt]):
+            return f"truncated transport stream: {size} bytes is not a whole number of packets"
+        if fmt == "gif":
+            with path.open("rb") as file:
+                file.seek(max(0, size - 4096))
+                tail = file.read().rstrip(b"\0")
+            if not tail.endswith(GIF_TRAILER):
+                return "truncated GIF: the file ends before its trailer"
+    except OSError as exc:
+        return f"cannot read the file ({_reason(exc)})"
+    return None
 
 
 def _reason(exc: BaseException) -> str:
@@ -247,7 +336,7 @@ class VideoWriter:
         video_frame.time_base = self._info.time_base
         if frame.duration and frame.time_base == self._info.time_base:
             video_frame.duration = frame.duration  # keeps the last frame's length in VFR video
-        self._mux(self._stream.encode(video_frame))
+        self._mux(self._encode(video_frame))
         self._frames_written += 1
 
     def _pts(self, frame: Frame) -> int:
@@ -257,13 +346,23 @@ class VideoWriter:
             return round(frame.pts * frame.time_base / self._info.time_base)
         return round(frame.index / self._info.rate / self._info.time_base)
 
+    def _encode(self, frame: Any) -> Any:
+        """The encoder's packets for a frame (None: flush); an encoder refusal is an OutputError."""
+        import av
+
+        try:
+            return self._stream.encode(frame)
+        except av.error.FFmpegError as exc:  # e.g. timestamps a damaged input left out of order
+            raise OutputError(f"cannot encode the veiled video ({_reason(exc)})") from exc
+
     def _mux(self, packets: Any) -> None:
         import av
 
         try:
             self._container.mux(packets)
         except (av.error.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot write video ({_reason(exc)})", path=str(self._path)) from exc
+            # No path: the caller names the input (the temporary file's name would mean nothing to the user).
+            raise OutputError(f"cannot write the veiled video ({_reason(exc)})") from exc
 
     def copy_audio(self, source: Path) -> None:
         """Copy the first audio stream of `source` packet by packet (no re-encoding)."""
@@ -285,7 +384,7 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoder and finish the file."""
         try:
-            self._mux(self._stream.encode(None))
+            self._mux(self._encode(None))
         finally:
             self._container.close()
 

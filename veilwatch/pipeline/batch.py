@@ -8,10 +8,11 @@ tree `DIR_veiled/`. An output that would land on an input is refused unless `--i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from veilwatch.errors import InputNotFoundError, OutputError, VeilwatchError
+from veilwatch.errors import InputError, InputNotFoundError, OutputError, VeilwatchError
 from veilwatch.media.images import image_output_suffix
 from veilwatch.media.kinds import kind_by_suffix, sniff_kind, video_output_suffix
 from veilwatch.pipeline.tasks import STDIO, MediaKind, Task
@@ -47,8 +48,26 @@ def plan(inputs: list[str], output: str | None, *, overwrite: bool = False, in_p
             _plan_entry(entry, output, out_dir, mirror_into, result, overwrite=overwrite, in_place=in_place)
         except VeilwatchError as exc:
             result.failures.append(exc)
+    _name_apart(result)
     _refuse_collisions(result)
     return result
+
+
+def _output_key(task: Task) -> str:
+    return task.output if task.output == STDIO else os.path.abspath(task.output)
+
+
+def _name_apart(result: Plan) -> None:
+    """Converted files whose output names collide keep their own extension: a.bmp → a.bmp.png."""
+    counts = Counter(_output_key(task) for task in result.tasks)
+    result.tasks = [_apart(task) if counts[_output_key(task)] > 1 else task for task in result.tasks]
+
+
+def _apart(task: Task) -> Task:
+    source, target = Path(task.source), Path(task.output)
+    if task.output == STDIO or not source.suffix or source.suffix.lower() == target.suffix.lower():
+        return task
+    return replace(task, output=str(target.with_name(target.stem + source.suffix + target.suffix)))
 
 
 def _refuse_collisions(result: Plan) -> None:
@@ -56,7 +75,7 @@ def _refuse_collisions(result: Plan) -> None:
     claimed: dict[str, str] = {}
     kept = []
     for task in result.tasks:
-        key = task.output if task.output == STDIO else os.path.abspath(task.output)
+        key = _output_key(task)
         if key in claimed and task.output != STDIO:
             result.failures.append(
                 OutputError(f"its output {task.output} is also the output of {claimed[key]}", path=task.source)
@@ -121,7 +140,14 @@ def _task(source: Path, target: Path, kind: MediaKind, overwrite: bool, in_place
 def _media_files(folder: Path, result: Plan) -> list[tuple[Path, MediaKind]]:
     """Media files below a folder, sorted, skipping hidden files (our temporaries) and our outputs."""
     found: list[tuple[Path, MediaKind]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+
+    def unreadable(exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        result.failures.append(
+            InputError(f"cannot read this folder ({reason}); its files were not veiled", path=exc.filename)
+        )
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.endswith(SUFFIX) and not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name

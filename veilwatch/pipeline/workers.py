@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from veilwatch.errors import VeilwatchError, WorkerCrashedError
+from veilwatch.errors import InternalError, VeilwatchError, WorkerCrashedError
 from veilwatch.pipeline.tasks import Task
 from veilwatch.settings import AnonymizeSettings
 
@@ -63,8 +63,10 @@ def _terminate(signum: int, frame: object) -> None:
 def _worker_main(conn: Connection, settings_json: str) -> None:
     """Body of a worker process: load the model once, then serve tasks until told to stop."""
     # Ctrl-C reaches every process of the terminal's group; the parent decides and sends SIGTERM.
+    # SIGINT was blocked from this process's birth (see _Worker), so none slipped in before this.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     with contextlib.suppress(SystemExit, BrokenPipeError, EOFError):
         _serve(conn, settings_json)
 
@@ -102,6 +104,9 @@ def _serve(conn: Connection, settings_json: str) -> None:
             conn.send(("failed", index, exc.one_line(), exc.exit_code))
         except MemoryError:
             conn.send(("failed", index, f"{task.source}: out of memory", 1))
+        except Exception as exc:  # a bug, not the file's fault: one line, and this worker serves on
+            crash = InternalError.wrap(exc, task.source)
+            conn.send(("failed", index, crash.one_line(), crash.exit_code))
         else:
             conn.send(("done", index, result.summary()))
 
@@ -110,7 +115,14 @@ class _Worker:
     def __init__(self, context: Any, settings_json: str) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, settings_json), daemon=True)
-        self.process.start()
+        # The child inherits this mask: a Ctrl-C during its start-up (interpreter, imports) stays
+        # pending instead of killing it with a KeyboardInterrupt traceback; here it is delivered
+        # as soon as the mask is restored.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         self.task: int | None = None
         self.source = ""
