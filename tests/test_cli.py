@@ -253,7 +253,7 @@ def test_report_holds_per_frame_boxes_scores_and_track_ids(tmp_path: Path) -> No
         assert x0 < x1 and y0 < y1
         tracks.add(face["track"])
     assert len(tracks) == 1  # one face, one track id throughout
-    assert video["longest_unveiled_run"] == 0
+    assert video["longest_tracked_gap"] == 0
     still = files["still.jpg"]["frame_records"][0]
     assert len(still["faces"]) == 1 and still["faces"][0]["track"] == -1
 

@@ -131,8 +131,8 @@ def test_audit_counts_the_longest_run_of_uncovered_frames() -> None:
         boxes = [] if i in (4, 5, 6, 9) else [(10.0 + i, 10.0, 30.0 + i, 40.0)]
         report.add(_veiled(i, boxes))
     assert report.faces_found == 8
-    assert report.longest_unveiled_run([_track([0, 1, 2, 3, 7, 8, 10, 11], 0.9)]) == 3
-    assert report.longest_unveiled_run([_track([0, 11], 0.3)]) == 0  # never confident: not audited
+    assert report.longest_tracked_gap([_track([0, 1, 2, 3, 7, 8, 10, 11], 0.9)]) == 3
+    assert report.longest_tracked_gap([_track([0, 11], 0.3)]) == 0  # never confident: not audited
     assert len(report.frames) == 12
     assert report.frames[4]["faces"] == []
 
@@ -141,7 +141,7 @@ def test_audit_counts_a_veil_too_small_as_uncovered() -> None:
     report = StreamReport(VeilSettings(box_scale=1.0, box_drop=0.0), keep_frames=False)
     for i in range(5):
         report.add(_veiled(i, [(10.0 + i, 10.0, 20.0 + i, 25.0)]))  # covers only part of the face
-    assert report.longest_unveiled_run([_track([0, 4], 0.9)]) == 5
+    assert report.longest_tracked_gap([_track([0, 4], 0.9)]) == 5
     assert report.frames == []
 
 

@@ -86,7 +86,7 @@ def _on_ray(tasks: list[Task], options: RayOptions = OPTIONS, workers: int = 2) 
 
 def _assert_same_records(local: dict[str, Any], scaled: dict[str, Any]) -> None:
     """Same frame count and audit numbers, and per frame the same boxes (within a pixel) and ids."""
-    for key in ("frames", "faces_detected", "tracks", "longest_unveiled_run"):
+    for key in ("frames", "faces_detected", "tracks", "longest_tracked_gap"):
         assert scaled[key] == local[key], key
     mine, theirs = local["frame_records"], scaled["frame_records"]
     assert [r["index"] for r in theirs] == [r["index"] for r in mine]

@@ -80,7 +80,7 @@ def test_faces_in_video_are_veiled_and_the_rest_kept(
     before, after = read_clip(source), read_clip(tmp_path / "out.mp4")
     assert result.faces >= 20
     assert result.tracks >= 1
-    assert result.longest_unveiled_run == 0
+    assert result.longest_tracked_gap == 0
     for i, (_, box) in enumerate(walk):
         assert face_detail(before.frames[i], after.frames[i], box) < 0.3, i
         # far from the face (the bottom rows) the picture survives re-encoding closely

@@ -93,9 +93,9 @@ class _Display:
         line = _escape(f"{summary['source']} → {summary['output']}: ")
         if summary["kind"] == "video":
             line += f"{_count(summary['frames'], 'frame')}, {_count(summary['tracks'], 'face track')}"
-            run = summary["longest_unveiled_run"]
+            run = summary["longest_tracked_gap"]
             if run:
-                line += f" [yellow](a tracked face went unveiled for up to {_count(run, 'frame')})[/yellow]"
+                line += f" [yellow](a face it tracked went unveiled for up to {_count(run, 'frame')})[/yellow]"
         else:
             line += _count(summary["faces_detected"], "face")
         self._progress.console.print(line, highlight=False, soft_wrap=True)

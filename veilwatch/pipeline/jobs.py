@@ -42,7 +42,7 @@ class FileResult:
     frames: int
     faces: int
     tracks: int
-    longest_unveiled_run: int
+    longest_tracked_gap: int
     seconds: float
     report_frames: list[dict[str, Any]] = field(default_factory=list)
 
@@ -55,7 +55,7 @@ class FileResult:
             "frames": self.frames,
             "faces_detected": self.faces,
             "tracks": self.tracks,
-            "longest_unveiled_run": self.longest_unveiled_run,
+            "longest_tracked_gap": self.longest_tracked_gap,
             "seconds": round(self.seconds, 3),
         }
         if self.report_frames:
@@ -167,7 +167,7 @@ def veil_video(task: Task, engine: Engine, progress: Progress) -> FileResult:
         count,
         report.faces_found,
         len(tracks),
-        report.longest_unveiled_run(tracks, place=tracker.image_estimate if tracker is not None else None),
+        report.longest_tracked_gap(tracks, place=tracker.image_estimate if tracker is not None else None),
         time.perf_counter() - started,
         report.frames,
     )

@@ -1,7 +1,8 @@
 """What was found and veiled, per frame: the `--report` JSON, and the unveiled-run audit.
 
-The audit answers, per video: for how many consecutive frames at most was a tracked face left
-unveiled? A face counts as tracked between its first and last sighting, if the detector was
+The audit answers, per video: for how many consecutive frames at most was a face the tracker
+followed left unveiled inside its track (`longest_tracked_gap`; not a count of faces shown, which
+needs ground truth)? A face counts as tracked between its first and last sighting, if the detector was
 confident of it at least once (`CONFIRMED_SCORE`; flickering low-score boxes on clutter are not
 faces to audit); in a frame between
 them where the detector missed it, its position is interpolated from the sightings around, and it
@@ -44,10 +45,15 @@ class StreamReport:
         if self.keep_frames:
             self.frames.append(_frame_record(veiled))
 
-    def longest_unveiled_run(
+    def longest_tracked_gap(
         self, tracks: list[Track], within: range | None = None, place: Callable[[Track, int], FloatArray] | None = None
     ) -> int:
         """Most consecutive frames in which some tracked face was not covered by a veil.
+
+        It sees only faces the detector found (confidently, at least once) and only between their
+        first and last sightings: a face never found, or missed at the ends of its track, does not
+        count. So 0 means "no gap inside a track", never "no face was shown"; only a judge with ground
+        truth (`../shared/tools/video_veil_check.py`) can tell that.
 
         `within` limits the audit to those frames (a part of a file, which records only its own).
         """

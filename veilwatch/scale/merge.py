@@ -27,7 +27,7 @@ def merge_summary(source: str, output: str, parts: list[tuple[Part, PartResult]]
         "frames": sum(r.frames for r in results),
         "faces_detected": sum(r.faces for r in results),
         "tracks": sum(r.tracks for r in results),
-        "longest_unveiled_run": max((r.longest_unveiled_run for r in results), default=0),
+        "longest_tracked_gap": max((r.longest_tracked_gap for r in results), default=0),
         "seconds": round(seconds, 3),
     }
     records = stitched_records(parts)

@@ -61,7 +61,7 @@ class PartResult:
     frames: int
     faces: int
     tracks: int  # tracks first seen in this part's written frames
-    longest_unveiled_run: int
+    longest_tracked_gap: int
     frame_records: list[dict[str, Any]] = field(default_factory=list)
     # local track id → (frame of first sighting, first box as the records round it), for the
     # driver to give a face one id across parts
@@ -133,7 +133,7 @@ def veil_part(
         written,
         report.faces_found,
         sum(1 for t in tracks if part.start <= t.first < part.end),
-        report.longest_unveiled_run(
+        report.longest_tracked_gap(
             tracks,
             within=range(part.start, part.end),
             place=veiler.tracker.image_estimate if veiler.tracker is not None else None,
