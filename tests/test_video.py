@@ -21,9 +21,10 @@ from tests.helpers import (
     write_clip,
 )
 from veilwatch.errors import CorruptInputError, UnsupportedInputError
+from veilwatch.media.samples import WALKERS, astronaut_head, write_sample_video
 from veilwatch.media.video import VideoReader
 from veilwatch.pipeline.engine import Engine
-from veilwatch.pipeline.jobs import FileResult, veil_video
+from veilwatch.pipeline.jobs import FileResult, run_task, veil_video
 from veilwatch.pipeline.tasks import Task
 from veilwatch.settings import AnonymizeSettings, VideoOutputSettings
 
@@ -268,3 +269,46 @@ def test_file_without_video_stream_is_unsupported(tmp_path: Path) -> None:
         container.mux(stream.encode(None))
     with pytest.raises(UnsupportedInputError, match="no video stream"):
         VideoReader(path)
+
+
+def _walker_face_boxes(index: int, frames: int, width: int, height: int, head_aspect: float) -> list[Box]:
+    """Where each sample walker's face is in a frame (the head crop's face region, in frame px)."""
+    t = index / max(1, frames - 1)
+    boxes: list[Box] = []
+    for walker in WALKERS:
+        cx = (walker.start[0] + (walker.end[0] - walker.start[0]) * t) * width
+        cy = (walker.start[1] + (walker.end[1] - walker.start[1]) * t) * height
+        w = max(2, round(walker.height * head_aspect))
+        x0, y0 = round(cx - w / 2), round(cy - walker.height / 2)
+        # The face fills the middle of the head-and-shoulders crop: inner 60 % across, top 75 % down.
+        boxes.append((x0 + 0.2 * w, y0 + 0.05 * walker.height, x0 + 0.8 * w, y0 + 0.8 * walker.height))
+    return boxes
+
+
+@pytest.mark.slow
+def test_sample_walkers_are_veiled_on_every_frame_they_show(engine: Engine, tmp_path: Path) -> None:
+    """Faces walk out from under where their veil was: each must be veiled on every frame it is in view.
+
+    The smallest walker (24 px) used to be left unveiled for frames 9-25, its veil staying behind
+    while the face walked on.
+    """
+    source, output = tmp_path / "walkers.mp4", tmp_path / "veiled.mp4"
+    width, height, frames = 960, 540, 75
+    write_sample_video(source, width=width, height=height, frames=frames)
+    run_task(Task(str(source), str(output), "video"), engine, lambda done, total: None)
+    head = astronaut_head()
+    aspect = head.shape[1] / head.shape[0]
+    pillar = (int(width * 0.62), int(width * 0.62) + width // 20)
+    originals, veiled = read_clip(source).frames, read_clip(output).frames
+    assert len(originals) == len(veiled) == frames
+    checked = 0
+    for index, (original, out) in enumerate(zip(originals, veiled, strict=True)):
+        for box in _walker_face_boxes(index, frames, width, height, aspect):
+            if box[2] > pillar[0] - 4 and box[0] < pillar[1] + 4:
+                continue  # partly behind the pillar: its visible part is not a whole face to judge
+            if box[0] < 0 or box[2] > width:
+                continue
+            detail = face_detail(original, out, box)
+            assert detail < 0.3, (index, box, detail)
+            checked += 1
+    assert checked > 150

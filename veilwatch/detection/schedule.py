@@ -4,11 +4,18 @@ Searching every frame of a 1080p video at twice its size (for 8–16 px faces) w
 second per frame on a 2-core CPU. Video is redundant, so:
 
 - the base level (whole frame, shrunk; large and fast faces) is searched in full once per period
-  (a live stream: `LIVE_BASE_REFRESHES` times); on the frames in between, only where the picture
-  changed since that search (each changed region grown over the faces found there), and the faces
-  whose surroundings are unchanged are carried — every face is in pixels that were searched as
-  they are, or is searched afresh; when the changed parts would cost `BASE_PARTIAL_SHARE` of a
-  full search, it is searched in full (a moving camera: on every frame);
+  (with the motion search on: `LIVE_BASE_REFRESHES` times; while the camera moves: every
+  `MOVING_BASE_REFRESH` frames); on the frames in between, only where the picture changed since
+  that search (each changed region grown over the faces found there), and the faces whose
+  surroundings are unchanged are carried — every face is in pixels that were searched as they
+  are, or is searched afresh; when the changed parts would cost `BASE_PARTIAL_SHARE` of a full
+  search, it is searched in full;
+- "changed" is measured after taking out the camera's own motion (`veilwatch.tracking.motion`):
+  a tile's last search is carried along the pan or zoom, compared blurred, and only what is new
+  in view or differs beyond the motion counts; a tile the camera moved is searched again at least
+  once per period, since the detector sees each face at a new sub-pixel phase;
+- with the motion search on (`motion`), the finest level also searches, on every frame, wherever
+  the picture changed since the previous frame (beyond the camera's motion);
 - the finer levels' tiles share a budget of network pixels per frame such that every tile is
   searched at least once per scan period (`full_scan_seconds`), oldest first;
 - a tile whose pixels have not changed since its last search keeps that search's faces (same
@@ -132,7 +139,7 @@ class ScheduledScanner:
         self._size = (width, height)
         self._motion_scale = scales[0] if motion and base > 0 else None
         self._whole = ScanTile(0, 1.0, 0, 0, width, height)
-        self._previous = _TileState(self._whole)  # the previous frame, for the live motion search
+        self._previous = _TileState(self._whole)  # the previous frame, for the motion search
         self._base = level_tiles(base, scales[base], width, height)
         self._base_cost = sum(tile.cost for tile in self._base)
         self._base_state = _TileState(ScanTile(base, scales[base], 0, 0, width, height))  # its last full search

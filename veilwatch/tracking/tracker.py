@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from veilwatch.boxes import Detections, FloatArray, clip_boxes, iou_matrix, scale_boxes
+from veilwatch.boxes import Detections, FloatArray, clip_boxes, coverage, iou_matrix, scale_boxes
 from veilwatch.tracking.motion import CameraMotion, Matrix, compose, move_boxes
 
 _IDENTITY: Matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -35,6 +35,7 @@ MAX_STEP = 0.5  # a face moves at most this many face sizes per frame against th
 MAX_SIZE_RATE = 0.03  # ... and grows or shrinks by at most this share per frame
 MAX_SIZE_CHANGE = 0.2  # ... and a prediction changes its log size by at most this much
 MAX_GROWTH = 1.5  # a held box grows at most to this many times its size
+DUPLICATE_COVERAGE = 0.6  # a held box this much under a box seen in the frame is the same face
 LOW_SCORE = 0.3  # a track never scoring above this is held for at most a scan period (it is most likely clutter)
 
 
@@ -234,42 +235,48 @@ class FaceTracker:
         first seen (or seen again) a little later can be veiled back to this frame. With the
         frame's size, boxes are clipped to it and those wholly outside dropped.
         """
-        boxes, ids, factors = [], [], []
+        boxes, ids, factors, seen = [], [], [], []
         for track in self._tracks:
-            if not self._veils_at(track, frame):
-                continue
-            box, distance = track.estimate(frame)
-            boxes.append(box)
-            factors.append(self._growth(box, track, distance))
-            ids.append(track.track_id)
+            i = bisect_left(track.frames, frame)
+            if i < len(track.frames) and track.frames[i] == frame:
+                seen.append(track.boxes[i])
+            elif self._veils_at(track, frame, i):
+                box, distance = track.estimate(frame)
+                boxes.append(box)
+                factors.append(self._growth(box, track, distance))
+                ids.append(track.track_id)
         if not boxes:
             return Detections()
-        grown = self.to_frame(frame, scale_boxes(np.stack(boxes), np.asarray(factors, np.float32)))
-        held = Detections(grown, np.zeros(len(boxes), np.float32), np.asarray(ids, np.int64))
+        estimates = scale_boxes(np.stack(boxes), np.asarray(factors, np.float32))
+        if seen:
+            # A second track of a face seen in this frame (its box jittered out of the first track's
+            # reach once): the detection's veil covers that face already.
+            duplicate = coverage(estimates, np.stack(seen)).max(axis=1) >= DUPLICATE_COVERAGE
+            keep = ~duplicate
+            estimates, ids = estimates[keep], [t for t, k in zip(ids, keep, strict=True) if k]
+            if not ids:
+                return Detections()
+        grown = self.to_frame(frame, estimates)
+        held = Detections(grown, np.zeros(len(ids), np.float32), np.asarray(ids, np.int64))
         if width is None or height is None:
             return held
         clipped = clip_boxes(held.boxes, width, height)
         inside = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
         return Detections(clipped, held.scores, held.track_ids).subset(inside)
 
-    def _veils_at(self, track: Track, frame: int) -> bool:
-        """Whether a track is held over (or looked back) to this frame, where it was not seen."""
+    def _veils_at(self, track: Track, frame: int, i: int) -> bool:
+        """Whether a track is held over (or looked back) to this frame, where it was not seen (`i`: bisect index)."""
         shot_first, shot_end = track.shot
         if frame < shot_first or (shot_end is not None and frame >= shot_end):
             return False
-        i = bisect_left(track.frames, frame)
-        if i < len(track.frames) and track.frames[i] == frame:
-            return False
-        hold = self._config.hold_frames
+        hold, lookback = self._config.hold_frames, self._config.lookback_frames
         if track.peak_score <= LOW_SCORE:
             hold = min(hold, self._config.low_score_hold_frames)
         since = frame - track.frames[i - 1] if i > 0 else None
         until = track.frames[i] - frame if i < len(track.frames) else None
         if since is not None and since <= hold:
             return True
-        if until is None:
-            return False
-        return until <= self._config.lookback_frames
+        return until is not None and until <= lookback
 
     def _growth(self, box: FloatArray, track: Track, distance: int) -> float:
         """How much a held box grows: with the frames since a sighting, and with the speed."""
