@@ -20,6 +20,7 @@ Run from the repository root, with the project's virtualenv active:
     python bench/speed.py                                        # everything (long)
     python bench/speed.py --clips hamilton --resolutions native  # quick check
     python bench/speed.py --repeats 3 --markdown --json bench/out/speed.json
+    python bench/speed.py --videos bench/out/video_truth/clips --resolutions native  # video_veil_check's clips
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--clips",
         nargs="+",
         help=f"clip names or parts of file names (default: all; {', '.join(ALIASES.values())})",
+    )
+    parser.add_argument(
+        "--videos",
+        type=Path,
+        help="time the clips in this folder instead of DATA/videos (e.g. video_veil_check's: "
+        "bench/out/video_truth/clips, with --resolutions native)",
     )
     parser.add_argument(
         "--resolutions", nargs="+", choices=list(RESOLUTIONS), default=list(RESOLUTIONS), help="sizes to run"
@@ -313,7 +320,7 @@ def as_json(cases: list[Case], args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    videos = args.data.resolve() / "videos"
+    videos = (args.videos or args.data / "videos").resolve()
     if not videos.is_dir():
         raise SystemExit(f"no videos at {videos} (use --data DIR)")
     out: Path = args.out.resolve()

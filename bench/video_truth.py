@@ -5,9 +5,10 @@ every frame (pans, zooms, a still wall, walkers) from faces-dev and judges each 
 then prints one table. Three tools, at their defaults:
 
 - `veilwatch`: `veilwatch anonymize` (files: look-back and the full scan schedule);
-- `veilwatch-live`: the same engine as a camera runs it (`Engine.video_veiler(live=True)`: no
-  look-back, a full search of the first frame), every frame pushed in order, so what is measured
-  is the veiling, not dropped frames (`bench/live.py` measures those);
+- `veilwatch-live`: the same engine as a camera runs it (`serve`'s detector defaults, among them
+  min_face 16; `Engine.video_veiler(live=True)`: no look-back, a full search of the first frame),
+  every frame pushed in order, so what is measured is the veiling, not dropped frames
+  (`bench/live.py` measures those); `--live-min-face 8` runs it at the file default;
 - `deface`: deface 1.5.0 with its OpenCV backend (what `pip install deface` runs).
 
     python bench/video_truth.py                  # all three, about 15 minutes on 2 cores
@@ -35,13 +36,16 @@ TOOLS = ("veilwatch", "veilwatch-live", "deface")
 BUCKETS = ("8-16", "16-32", "32-64", ">=64")
 
 
-def live_pass(source: Path, output: Path) -> None:
-    """Veil a file as a live camera would (no look-back), writing every frame."""
+def live_pass(source: Path, output: Path, min_face: float | None = None) -> None:
+    """Veil a file as a live camera would (`serve`'s detector defaults, no look-back), writing every frame."""
+    from veilwatch.config import LiveDetectorConfig
     from veilwatch.media.video import VideoReader, VideoWriter
     from veilwatch.pipeline.engine import Engine
     from veilwatch.settings import AnonymizeSettings
 
-    settings = AnonymizeSettings()
+    live = LiveDetectorConfig()
+    detector = live.detector if min_face is None else live.detector.model_copy(update={"min_face": min_face})
+    settings = AnonymizeSettings(detector=detector, tracker=live.tracker, veil=live.veil)
     engine = Engine(settings)
     with VideoReader(source) as reader:
         info = reader.info
@@ -67,12 +71,15 @@ def _checker(handheld: bool) -> ModuleType:
     return module
 
 
-def commands(tools: list[str]) -> list[str]:
+def commands(tools: list[str], live_min_face: float | None) -> list[str]:
     """video_veil_check's --cmd arguments for the chosen tools."""
     python = sys.executable
+    live = f"{python} {Path(__file__).resolve()} --live-pass {{in}} {{out}}"
+    if live_min_face is not None:
+        live += f" --live-min-face {live_min_face}"
     table = {
         "veilwatch": f"{executable('veilwatch')} anonymize {{in}} -o {{out}} --quiet --overwrite",
-        "veilwatch-live": f"{python} {Path(__file__).resolve()} --live-pass {{in}} {{out}}",
+        "veilwatch-live": live,
         "deface": f"{executable('deface')} {{in}} -o {{out}} --backend opencv",
     }
     return [f"{tool}={table[tool]}" for tool in tools]
@@ -97,14 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "video_truth")
     parser.add_argument("--handheld", action="store_true", help="also the hand-held clips")
     parser.add_argument("--live-pass", nargs=2, type=Path, metavar=("IN", "OUT"))
+    parser.add_argument("--live-min-face", type=float, help="the live pass's min_face (default: serve's)")
     args = parser.parse_args(argv)
     if args.live_pass:
-        live_pass(*args.live_pass)
+        source, output = args.live_pass
+        live_pass(source, output, args.live_min_face)
         return 0
     checker = _checker(args.handheld)
     result = args.work / "report.json"
     sys.argv = ["video_veil_check.py", "--faces", str(SHARED / "data" / "faces-dev"), "--work", str(args.work)]
-    for command in commands(args.tools):
+    for command in commands(args.tools, args.live_min_face):
         sys.argv += ["--cmd", command]
     sys.argv += ["--json", str(result)]
     checker.main()

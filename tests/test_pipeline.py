@@ -31,7 +31,7 @@ def test_tracker_limits_always_span_a_scan_period(engine: Engine, fps: float, pe
     files = engine.tracker_config(fps, period, live=False)
     live = engine.tracker_config(fps, period, live=True)
     assert files.hold_frames == max(round(1.0 * fps), period)
-    assert files.lookback_frames == max(round(0.5 * fps), period)
+    assert files.lookback_frames == max(round(2.0 * fps), period)
     assert live.lookback_frames == 0
     assert live.hold_frames == files.hold_frames
     assert files.memory_frames >= files.hold_frames + files.lookback_frames

@@ -126,8 +126,8 @@ def test_overlapping_boxes_are_all_veiled() -> None:
         ((10.2, 10.7, 19.1, 19.9), 1.0, 0.0, PixelBox(10, 10, 20, 20)),  # rounded outwards
         ((-10.0, 90.0, 10.0, 110.0), 1.0, 0.0, PixelBox(0, 90, 10, 100)),  # clipped
         ((200.0, 10.0, 210.0, 20.0), 1.0, 0.0, None),  # outside: dropped
-        ((10.0, 10.0, 20.0, 30.0), 1.0, 0.1, PixelBox(10, 12, 20, 32)),  # moved down 10 % of 20 px
-        ((10.0, 10.0, 20.0, 30.0), 2.0, -0.25, PixelBox(5, 0, 25, 35)),  # moved up, clipped at 0
+        ((10.0, 10.0, 20.0, 30.0), 1.0, 0.1, PixelBox(10, 10, 20, 32)),  # extended down 10 % of 20 px
+        ((10.0, 10.0, 20.0, 30.0), 2.0, -0.25, PixelBox(5, 0, 25, 40)),  # extended up, clipped at 0
     ],
 )
 def test_pixel_boxes_table(box: Box, scale: float, drop: float, expected: PixelBox | None) -> None:
@@ -137,10 +137,10 @@ def test_pixel_boxes_table(box: Box, scale: float, drop: float, expected: PixelB
     assert Veil(settings).regions(box_array(box), 100, 100) == result
 
 
-def test_veil_area_is_grown_and_moved_down_as_set() -> None:
+def test_veil_area_is_grown_and_extended_down_as_set() -> None:
     settings = VeilSettings(box_scale=1.5, box_drop=0.1)
     area = veil_areas(box_array((100.0, 100.0, 140.0, 160.0)), settings)[0]
-    np.testing.assert_allclose(area, [90.0, 85.0 + 6.0, 150.0, 175.0 + 6.0], atol=1e-4)
+    np.testing.assert_allclose(area, [90.0, 85.0, 150.0, 175.0 + 6.0], atol=1e-4)
 
 
 def test_veils_are_noisy_so_repeated_veils_differ_but_seeds_repeat() -> None:

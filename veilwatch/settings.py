@@ -61,7 +61,7 @@ class TrackerSettings(_Strict):
 
     hold_seconds: float = Field(1.0, ge=0, description="keep veiling a face this long after the detector last saw it")
     lookback_seconds: float = Field(
-        0.5, ge=0, description="files only: also veil a face this long before it was first detected"
+        2.0, ge=0, description="files only: also veil a face this long before it was first detected"
     )
     growth_per_frame: float = Field(0.04, ge=0, description="relative growth of a held box per frame without detection")
     match_iou: float = Field(0.2, gt=0, le=1, description="overlap needed to continue a track")
@@ -81,8 +81,8 @@ class VeilSettings(_Strict):
         0.1,
         ge=-0.5,
         le=0.5,
-        description="move the veil down by this share of the face height (detector boxes ride high on masked "
-        "faces, by a median 12 %, and sit on unmasked ones: mouth and chin identify too, the hairline less)",
+        description="extend the veil down (negative: up) by this share of the face height (detector boxes ride "
+        "high on masked faces, by a median 12 %, and sit on unmasked ones: mouth and chin identify too)",
     )
     color: tuple[int, int, int] = Field((0, 0, 0), description="RGB fill colour of solid veils")
 

@@ -80,7 +80,7 @@ def anonymize(
     ),
     box_drop: Annotated[
         float,
-        typer.Option(help="Move veils down by this share of the face height (chin and mouth identify too)."),
+        typer.Option(help="Extend veils down by this share of the face height (chin and mouth identify too)."),
     ] = _default(VeilSettings, "box_drop"),
     threshold: Annotated[float, typer.Option(help="Detector score above which a face is veiled.")] = _default(
         DetectorSettings, "threshold"

@@ -69,11 +69,18 @@ class PixelBox:
 
 
 def veil_areas(boxes: FloatArray, settings: VeilSettings) -> FloatArray:
-    """What a veil covers for each face box: grown by `box_scale`, moved down by `box_drop`."""
+    """What a veil covers for each face box: grown by `box_scale`, extended down (or up) by `box_drop`.
+
+    Extended, not moved: detectors' boxes ride high on masked faces (the chin and mouth need
+    covering) but sit on or below the hairline of bare ones, and a veil moved down left a 3-px strip
+    of forehead with enough detail to recognise (video_veil_check, zoom-ngband_1_149).
+    """
     areas = scale_boxes(boxes, settings.box_scale)
     drop = (boxes[:, 3] - boxes[:, 1]) * settings.box_drop
-    areas[:, 1] += drop
-    areas[:, 3] += drop
+    if settings.box_drop >= 0:
+        areas[:, 3] += drop
+    else:
+        areas[:, 1] += drop
     return areas
 
 
