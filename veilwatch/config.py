@@ -217,6 +217,9 @@ class AuditConfig(_Strict):
     checkpoint_interval_s: float = Field(
         10.0, ge=0, le=3600, description="sign a new checkpoint at most this often (when the log grew)"
     )
+    witness_quorum: int = Field(
+        0, ge=0, le=100, description="publish a checkpoint (/log/checkpoint) only once this many witnesses cosigned it"
+    )
 
     @field_validator("witnesses")
     @classmethod
@@ -231,6 +234,12 @@ class AuditConfig(_Strict):
             if verifier.sig_type != SIG_COSIGNATURE_V1:
                 raise ValueError(f"{key[:60]!r}: not a witness key (type 0x04, from `veilwatch witness init`)")
         return keys
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> AuditConfig:
+        if self.witness_quorum > len(self.witnesses):
+            raise ValueError(f"witness_quorum {self.witness_quorum} needs at least that many witnesses")
+        return self
 
     @property
     def log_origin(self) -> str:

@@ -125,6 +125,8 @@ class Services:
                 data_dir / "keys",
                 config.audit.log_origin,
                 checkpoint_interval_s=config.audit.checkpoint_interval_s,
+                tiles_dir=data_dir / "log",  # C2SP tlog-tiles, served under /log/ (routes/tiles.py)
+                witness_quorum=config.audit.witness_quorum,
             )
         except BaseException:
             db.close()
