@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.helpers import serving
+from tests.helpers import run_cli, serving
 from veilwatch.audit.log import AuditLog
 from veilwatch.audit.merkle import leaf_hash, root
 from veilwatch.audit.tiles import (
@@ -196,3 +196,29 @@ def test_the_go_client_catches_tampering(log: AuditLog, tmp_path: Path, tlogveri
     forged = verify_with_go(tlogverify, other, "-dir", folder)
     assert forged.returncode == 1 and "checkpoint signature" in forged.stdout, forged.stdout
     assert verify_with_go(tlogverify, log.verifier_key, "-dir", folder).returncode == 0
+
+
+def test_audit_verify_reads_tiles_from_a_url_or_a_folder(log: AuditLog, tmp_path: Path) -> None:
+    log.append_many(entries(300))
+    saved = tmp_path / "saved"
+    with serving(tiles_app(log)) as base:
+        first = run_cli("audit", "verify", "--key", log.verifier_key, "--tiles", f"{base}/log/", "--save", saved)
+        assert first.returncode == 0, first.stdout.decode() + first.stderr.decode()
+        assert "300 in the export, 300 proven" in first.stdout.decode()
+        log.append_many(entries(70_000, 300))  # level 2 appears
+        again = run_cli("audit", "verify", "--key", log.verifier_key, "--tiles", f"{base}/log/", "--checkpoint", saved)
+    assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
+    report = again.stdout.decode()
+    assert "70300 in the export, 70300 proven" in report and "saved        size 300" in report
+    folder = tmp_path / "log"
+    level1 = folder / "tile/1/000"
+    good = level1.read_bytes()
+    level1.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])  # a tile above the leaves that lies
+    lying = run_cli("audit", "verify", "--key", log.verifier_key, "--tiles", folder)
+    assert lying.returncode != 0 and "tile tile/1/000 does not match" in lying.stdout.decode(), lying.stdout.decode()
+    level1.write_bytes(good)
+    bundle = folder / "tile/entries/001"
+    original = bundle.read_bytes()
+    bundle.write_bytes(original.replace(b'"n":300}', b'"n":301}'))
+    edited = run_cli("audit", "verify", "--key", log.verifier_key, "--tiles", folder)
+    assert edited.returncode != 0 and "FIRST BAD    index 300" in edited.stdout.decode(), edited.stdout.decode()

@@ -426,11 +426,14 @@ def audit_verify(
         list[str] | None, typer.Option("--witness", help="A witness's verifier key whose cosignature to check.")
     ] = None,
     timeout: TimeoutOption = 10.0,
+    tiles: Annotated[
+        str | None, typer.Option("--tiles", help="The log as C2SP tlog-tiles: a URL (…/log/) or a mirrored folder.")
+    ] = None,
 ) -> None:
     """Check the log offline against its key and a saved checkpoint; report the first bad entry."""
     from veilwatch.cli.audit import verify
 
-    raise typer.Exit(_guarded(lambda: verify(server, export, key, checkpoint, save, witness or [], timeout)))
+    raise typer.Exit(_guarded(lambda: verify(server, export, key, checkpoint, save, witness or [], timeout, tiles)))
 
 
 @audit_app.command("export")
