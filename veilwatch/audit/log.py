@@ -299,6 +299,11 @@ class AuditLog:
         self.checkpoint()
         return self._read(lambda session: _published(session, self.witness_quorum))
 
+    def covers(self, index: int) -> bool:
+        """Whether a published checkpoint cosigned by at least one (and `witness_quorum`) witness covers `index`."""
+        note = self._read(lambda session: _published(session, max(1, self.witness_quorum)))
+        return note is not None and Checkpoint.parse(Note.parse(note).text).size > index
+
     def publish(self) -> str | None:
         """Write the published checkpoint to the tile folder if it changed; the checkpoint."""
         note = self._read(lambda session: _published(session, self.witness_quorum))

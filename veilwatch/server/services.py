@@ -165,6 +165,8 @@ class Services:
                 lambda name: camera.fps if (camera := config.camera(name)) else 10.0,
                 request_ttl_s=config.vault.request_ttl_hours * 3600,
                 clip_ttl_s=config.vault.clip_ttl_minutes * 60,
+                # With witnesses, an unmasked clip waits for a published, cosigned checkpoint of its entry.
+                witnessed=audit.covers if config.audit.witness_quorum > 0 else None,
             )
             try:
                 services.unmask_desk.expire_orphans()
