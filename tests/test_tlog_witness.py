@@ -6,26 +6,33 @@ of the database that is grown differently and signed with the same key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
-from tests.helpers import serving
+from tests.helpers import cli_env, free_port, run_cli, serving
 from tests.test_witness import fork
 from veilwatch.audit.log import AuditLog
-from veilwatch.audit.note import Checkpoint, Note, Verifier, open_checkpoint
+from veilwatch.audit.note import Checkpoint, Cosigner, Note, Verifier, open_checkpoint
 from veilwatch.audit.tlogwitness import (
     SIZE_TYPE,
     WitnessEndpoint,
+    Witnessing,
     WitnessService,
     add_checkpoint_body,
     collect_cosignatures,
     request_cosignature,
 )
 from veilwatch.audit.witness import create_witness
+from veilwatch.config import AuditConfig
 from veilwatch.errors import AuditError
 from veilwatch.server.witness_app import witness_app
 from veilwatch.storage.db import Database
@@ -135,3 +142,53 @@ def test_a_quorum_of_witnesses_before_a_checkpoint_is_published(tmp_path: Path) 
         log.append_many(entries("a", 1, 7))
         log.checkpoint(force=True)
         assert log.published_checkpoint() == published  # the newer one is not cosigned yet
+
+
+def test_the_cli_witness_and_the_log_s_witnessing_thread(tmp_path: Path) -> None:
+    made = run_cli("witness", "init", "--state", tmp_path / "w", "--name", "witness.test/cli")
+    assert made.returncode == 0, made.stderr.decode()
+    key = Verifier.parse(made.stdout.decode().strip())
+    port = free_port()
+    with opened(tmp_path / "a", tmp_path / "keys", quorum=1) as log:
+        command = [sys.executable, "-m", "veilwatch.cli.app", "witness", "serve", "--state", str(tmp_path / "w")]
+        command += ["--log-key", log.verifier_key, "--port", str(port)]
+        with subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
+            try:
+                wait_for_port(port)
+                log.append_many(entries("a", 12))
+                witnessing = Witnessing(log, [WitnessEndpoint(key, f"http://127.0.0.1:{port}")], interval_s=1)
+                witnessing.start()
+                published = wait_for(log.published_checkpoint)
+                witnessing.stop()
+            finally:
+                server.terminate()
+    signed = open_checkpoint(published, log.verifier, [key])
+    assert signed.checkpoint.size == 12 and [c.witness for c in signed.cosignatures] == ["witness.test/cli"]
+
+
+def wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def wait_for(get: Callable[[], str | None]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (value := get()) is not None:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("never came")
+
+
+def test_witness_settings_are_checked() -> None:
+    vkey = Cosigner.generate("witness.test/w1").verifier.vkey
+    AuditConfig(witnesses=[vkey], witness_quorum=1, witness_urls={"witness.test/w1": "https://w1.example/"})
+    with pytest.raises(ValidationError, match="needs at least that many witnesses"):
+        AuditConfig(witnesses=[vkey], witness_quorum=2)
+    with pytest.raises(ValidationError, match="must name a configured witness"):
+        AuditConfig(witnesses=[vkey], witness_urls={"witness.test/w2": "https://w2.example/"})

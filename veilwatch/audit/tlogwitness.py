@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,11 +36,13 @@ __all__ = [
     "Answer",
     "WitnessEndpoint",
     "WitnessService",
+    "Witnessing",
     "add_checkpoint_body",
     "collect_cosignatures",
     "request_cosignature",
 ]
 
+_logger = logging.getLogger(__name__)
 SIZE_TYPE = "text/x.tlog.size"
 MAX_PROOF_LINES = 63
 MAX_BODY_BYTES = 64 * 1024
@@ -189,3 +192,35 @@ def collect_cosignatures(log: AuditLog, endpoints: Sequence[WitnessEndpoint]) ->
     except AuditError as exc:  # LogVerificationError included: a witness answered with a bad signature
         return [], [*failures, exc.one_line()]
     return list(accepted), failures
+
+
+class Witnessing:
+    """A thread that asks the log's witnesses to cosign its latest checkpoint every `interval_s` seconds."""
+
+    def __init__(self, log: AuditLog, endpoints: Sequence[WitnessEndpoint], interval_s: float) -> None:
+        self._log = log
+        self._endpoints = list(endpoints)
+        self._interval = max(1.0, interval_s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="witnessing", daemon=True)
+
+    def start(self) -> None:
+        """Start asking."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop asking (waits for a round under way)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(15)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                _, failures = collect_cosignatures(self._log, self._endpoints)
+            except AuditError as exc:
+                failures = [exc.one_line()]
+            for failure in failures:
+                _logger.warning("witnessing: %s", failure)
+            if self._stop.wait(self._interval):
+                return

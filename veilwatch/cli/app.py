@@ -488,6 +488,21 @@ def witness_cosign(
     raise typer.Exit(_guarded(lambda: run_cosign(server, log_key, state, timeout)))
 
 
+@witness_app.command("serve")
+def witness_serve(
+    state: Annotated[Path, typer.Option("--state", help="The witness's folder (`veilwatch witness init`).")],
+    log_key: Annotated[
+        list[str], typer.Option("--log-key", help="A log's verifier key this witness cosigns for (repeatable).")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7381,
+) -> None:
+    """Serve C2SP tlog-witness (POST /add-checkpoint): cosign only checkpoints that extend the last one."""
+    from veilwatch.cli.audit import witness_serve as run_serve
+
+    raise typer.Exit(_guarded(lambda: run_serve(state, log_key, host, port)))
+
+
 @app.command()
 def samples(
     folder: Annotated[Path, typer.Argument(help="Folder to write the sample photo and video into.")],

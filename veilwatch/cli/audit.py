@@ -135,6 +135,19 @@ def witness_cosign(server: str, log_key: str, state: Path, timeout_s: float) -> 
     return 0
 
 
+def witness_serve(state: Path, log_keys: list[str], host: str, port: int) -> int:
+    """Serve add-checkpoint for these logs until interrupted."""
+    import uvicorn
+
+    from veilwatch.audit.tlogwitness import WitnessService
+    from veilwatch.server.witness_app import witness_app
+
+    service = WitnessService(state, [_key(key, "--log-key") for key in log_keys])
+    print(f"witness for {', '.join(_key(key, '--log-key').name for key in log_keys)} on http://{host}:{port}/")
+    uvicorn.run(witness_app(service), host=host, port=port, log_level="warning")
+    return 0
+
+
 def _key(text: str, option: str) -> Verifier:
     try:
         return Verifier.parse(text)
