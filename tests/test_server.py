@@ -34,6 +34,8 @@ PUBLIC_PATHS = {
     ("GET", "/api/log/proof/inclusion"),
     ("GET", "/api/log/proof/consistency"),
     ("POST", "/api/log/cosignature"),  # witnesses: stored only if it verifies under a configured key
+    ("GET", "/log/checkpoint"),  # the same log as C2SP tlog-tiles
+    ("GET", "/log/tile/{path:path}"),
 }
 
 

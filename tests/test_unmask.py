@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -19,15 +20,20 @@ import av
 import numpy as np
 import pytest
 
+from tests.helpers import serving
+from veilwatch.audit.log import AuditLog
+from veilwatch.audit.tlogwitness import WitnessEndpoint, WitnessService, collect_cosignatures
+from veilwatch.audit.witness import create_witness
 from veilwatch.errors import ApprovalRefused, VaultError
 from veilwatch.frames import RawRegion
+from veilwatch.server.witness_app import witness_app
 from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
 from veilwatch.storage.recordings import SegmentIndex
 from veilwatch.storage.sealed_faces import FaceChunkWriter, SealedFaceStore, decode_payload
 from veilwatch.storage.unmask_requests import UnmaskStore
 from veilwatch.vault.bundle import HolderSpec, KdfParams, create_vault
-from veilwatch.vault.desk import UnmaskDesk
+from veilwatch.vault.desk import NotYetWitnessedError, UnmaskDesk
 from veilwatch.vault.public import VaultPublic
 from veilwatch.vault.sealing import seal
 from veilwatch.vault.unmask import approve
@@ -305,3 +311,39 @@ def test_a_share_file_sent_to_the_server_is_checked_before_any_passphrase_work(r
     with pytest.raises(VaultError, match="not a share file of this vault"):
         desk.approve_with_share(asked.id, json.dumps(foreign).encode(), HOLDERS[0].passphrase, "olga", "auditor")
     assert recorded.unmasks.approvals(asked.id) == []
+
+
+def test_with_witnesses_a_clip_waits_for_a_cosigned_checkpoint_of_its_unmask(
+    recorded: Recorded, vault: Any, tmp_path: Path
+) -> None:
+    public, bundles = vault
+    log = AuditLog.open(recorded.db, tmp_path / "keys", "unmask-test.example/log", checkpoint_interval_s=0)
+    log.witness_quorum = 1
+
+    def record(kind: str, actor: str, role: str, camera: str | None = None, **details: Any) -> int:
+        return log.append(json.dumps({"kind": kind, "actor": actor, "camera": camera, **details}).encode())
+
+    state = tmp_path / "witness"
+    cosigner, _ = create_witness(state, "witness.test/w1")
+    with serving(witness_app(WitnessService(state, [log.verifier]))) as base:
+        endpoint = WitnessEndpoint(cosigner.verifier, base)
+        record("boot", "system", "system")
+        assert collect_cosignatures(log, [endpoint])[0] == ["witness.test/w1"]  # an older checkpoint, cosigned
+        parts = (recorded.unmasks, recorded.faces, recorded.segments)
+        desk = UnmaskDesk(
+            public, *parts, record, lambda _: FPS, request_ttl_s=3600, clip_ttl_s=600, witnessed=log.covers
+        )
+        asked = desk.ask(
+            "hall", recorded.start, recorded.start + 1, "a stated reason of some length", "olga", "operator"
+        )
+        request = desk.request(asked.id)
+        for bundle, holder in ((bundles[0], HOLDERS[0]), (bundles[1], HOLDERS[1])):
+            desk.approve(asked.id, approve(bundle, holder.passphrase, request, int(time.time())), "olga", "operator")
+        with pytest.raises(NotYetWitnessedError, match="not yet in a published checkpoint"):
+            desk.clip(asked.id, "olga", "operator")
+        log.checkpoint(force=True)
+        with pytest.raises(NotYetWitnessedError):  # signed, not cosigned: not published
+            desk.clip(asked.id, "olga", "operator")
+        collect_cosignatures(log, [endpoint])
+        clip = desk.clip(asked.id, "olga", "operator")
+    assert clip.log_index is not None and log.covers(clip.log_index)

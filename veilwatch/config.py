@@ -217,6 +217,13 @@ class AuditConfig(_Strict):
     checkpoint_interval_s: float = Field(
         10.0, ge=0, le=3600, description="sign a new checkpoint at most this often (when the log grew)"
     )
+    witness_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="witness name -> its C2SP tlog-witness URL prefix (POST …/add-checkpoint), asked to cosign",
+    )
+    witness_quorum: int = Field(
+        0, ge=0, le=100, description="publish a checkpoint (/log/checkpoint) only once this many witnesses cosigned it"
+    )
 
     @field_validator("witnesses")
     @classmethod
@@ -231,6 +238,16 @@ class AuditConfig(_Strict):
             if verifier.sig_type != SIG_COSIGNATURE_V1:
                 raise ValueError(f"{key[:60]!r}: not a witness key (type 0x04, from `veilwatch witness init`)")
         return keys
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> AuditConfig:
+        if self.witness_quorum > len(self.witnesses):
+            raise ValueError(f"witness_quorum {self.witness_quorum} needs at least that many witnesses")
+        names = {key.split("+", 1)[0] for key in self.witnesses}
+        for name, url in self.witness_urls.items():
+            if name not in names or not url.startswith(("http://", "https://")):
+                raise ValueError(f"witness_urls: {name[:60]!r} must name a configured witness, with an http(s) URL")
+        return self
 
     @property
     def log_origin(self) -> str:

@@ -19,6 +19,7 @@ it was recording. Bad sizes or indexes raise `merkle.PreconditionError` (a `Valu
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ from veilwatch.audit.note import (
     open_checkpoint,
     sign_note,
 )
+from veilwatch.audit.tiles import MAX_BUNDLE_ENTRY, TILE_HEIGHT, TileStore
 from veilwatch.audit.verify import LogExport
 from veilwatch.errors import AuditError, LogVerificationError
 from veilwatch.storage.db import Database
@@ -60,10 +62,11 @@ from veilwatch.storage.models import AuditCheckpointRow, AuditCosignatureRow, Au
 __all__ = ["DEFAULT_CHECKPOINT_INTERVAL_S", "KEY_FILE", "MAX_ENTRY_BYTES", "AuditLog", "load_signer", "stored_origin"]
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 KEY_FILE = "audit-log.key"
 DEFAULT_CHECKPOINT_INTERVAL_S = 10.0
-MAX_ENTRY_BYTES = 64 * 1024  # entries are canonical event records, never media
+MAX_ENTRY_BYTES = MAX_BUNDLE_ENTRY  # canonical event records, never media; a tile bundle's uint16 length
 _NODE_BATCH = 500  # indexes per query, well under SQLite's variable limit
 
 
@@ -77,11 +80,16 @@ class AuditLog:
         *,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
         clock: Callable[[], float] = time.time,
+        tiles: TileStore | None = None,
+        witness_quorum: int = 0,
     ) -> None:
         self._db = db
         self._signer = signer
         self._interval = checkpoint_interval_s
         self._clock = clock
+        self.tiles = tiles
+        self.witness_quorum = witness_quorum  # cosignatures a checkpoint needs before it is published
+        self._published: str | None = None  # the checkpoint file's text, as last written
 
     @classmethod
     def open(
@@ -92,9 +100,22 @@ class AuditLog:
         *,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
         clock: Callable[[], float] = time.time,
+        tiles_dir: Path | None = None,
+        witness_quorum: int = 0,
     ) -> AuditLog:
-        """The log in `db`, signing with the key in `key_dir` (made on first use) for `origin`."""
-        return cls(db, load_signer(key_dir, origin), checkpoint_interval_s=checkpoint_interval_s, clock=clock)
+        """The log in `db`, signing with the key in `key_dir` (made on first use) for `origin`; tiles in `tiles_dir`."""
+        log = cls(
+            db,
+            load_signer(key_dir, origin),
+            checkpoint_interval_s=checkpoint_interval_s,
+            clock=clock,
+            tiles=TileStore(tiles_dir) if tiles_dir is not None else None,
+            witness_quorum=witness_quorum,
+        )
+        if log.tiles is not None:
+            log.tiles.extend(log.size(), _StoredTiles(log))  # tiles lost in a crash are written again
+            log.publish()
+        return log
 
     @property
     def origin(self) -> str:
@@ -126,6 +147,11 @@ class AuditLog:
             return range(0)
         now = self._clock()
         start = self._write(lambda session: _append(session, entries, now), "append to")
+        if self.tiles is not None:
+            try:
+                self.tiles.extend(start + len(entries), _StoredTiles(self))
+            except AuditError as exc:  # the entry is stored; the tile is written again before the next checkpoint
+                _log.warning("cannot write a tile yet: %s", exc.one_line())
         return range(start, start + len(entries))
 
     # -- reading and proving --------------------------------------------------------------------
@@ -180,7 +206,10 @@ class AuditLog:
         latest = self._read(_latest_row)
         if latest is not None and not self._due(latest, force):
             return latest[2]
-        return self._write(lambda session: self._sign(session, force), "sign a checkpoint of")
+        note = self._write(lambda session: self._sign(session, force), "sign a checkpoint of")
+        if self.tiles is not None:
+            self.publish()
+        return note
 
     def _due(self, latest: tuple[int, int, str, float], force: bool) -> bool:
         if self.size() == latest[1]:
@@ -250,6 +279,7 @@ class AuditLog:
                     session.add(AuditCosignatureRow(**row, received_at=now, line=cosignature.line))
 
         self._write(store, "store a cosignature in")
+        self.publish()
         return tuple(c.witness for c in signed.cosignatures)
 
     def cosigned_checkpoint(self) -> str:
@@ -263,6 +293,25 @@ class AuditLog:
             return latest[2] + "".join(_cosignature_lines(session, latest[0]))
 
         return self._read(read)
+
+    def published_checkpoint(self) -> str | None:
+        """The latest checkpoint with at least `witness_quorum` witnesses' cosignatures, with them; None if none."""
+        self.checkpoint()
+        return self._read(lambda session: _published(session, self.witness_quorum))
+
+    def covers(self, index: int) -> bool:
+        """Whether a published checkpoint cosigned by at least one (and `witness_quorum`) witness covers `index`."""
+        note = self._read(lambda session: _published(session, max(1, self.witness_quorum)))
+        return note is not None and Checkpoint.parse(Note.parse(note).text).size > index
+
+    def publish(self) -> str | None:
+        """Write the published checkpoint to the tile folder if it changed; the checkpoint."""
+        note = self._read(lambda session: _published(session, self.witness_quorum))
+        if self.tiles is not None and note is not None and note != self._published:
+            self.tiles.publish(Checkpoint.parse(Note.parse(note).text).size, _StoredTiles(self))
+            self.tiles.write_checkpoint(note)
+            self._published = note
+        return note
 
     # -- export ---------------------------------------------------------------------------------
 
@@ -431,11 +480,43 @@ def _leaves(session: Session, start: int, end: int) -> list[bytes]:
     return [_bytes(data) for data in session.scalars(statement.order_by(AuditLeafRow.idx))]
 
 
-def _leaf_hashes(session: Session, start: int, end: int) -> list[bytes]:
+def _leaf_hashes(session: Session, start: int, end: int, level: int = 0) -> list[bytes]:
     statement = select(AuditNodeRow.digest).where(
-        AuditNodeRow.level == 0, AuditNodeRow.idx >= start, AuditNodeRow.idx < end
+        AuditNodeRow.level == level, AuditNodeRow.idx >= start, AuditNodeRow.idx < end
     )
     return [_bytes(digest) for digest in session.scalars(statement.order_by(AuditNodeRow.idx))]
+
+
+class _StoredTiles:
+    """The stored tree as a `TileSource`: tile hashes and entries straight from the database."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    def hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        return self._log._read(lambda session: _leaf_hashes(session, start, end, TILE_HEIGHT * level))
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        return self._log._read(lambda session: _leaves(session, start, end))
+
+
+def _published(session: Session, quorum: int) -> str | None:
+    """The newest checkpoint cosigned by at least `quorum` distinct witnesses, with their newest lines."""
+    if quorum <= 0:
+        latest = _latest_row(session)
+        return None if latest is None else latest[2] + "".join(_cosignature_lines(session, latest[0]))
+    cosigned = (
+        select(AuditCosignatureRow.checkpoint_id)
+        .group_by(AuditCosignatureRow.checkpoint_id)
+        .having(func.count(func.distinct(AuditCosignatureRow.witness)) >= quorum)
+        .order_by(AuditCosignatureRow.checkpoint_id.desc())
+        .limit(1)
+    )
+    checkpoint_id = session.scalar(cosigned)
+    if checkpoint_id is None:
+        return None
+    note = session.scalar(select(AuditCheckpointRow.note).where(AuditCheckpointRow.id == checkpoint_id))
+    return str(note) + "".join(_cosignature_lines(session, checkpoint_id))
 
 
 def _bytes(value: object) -> bytes:

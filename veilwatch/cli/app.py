@@ -426,11 +426,14 @@ def audit_verify(
         list[str] | None, typer.Option("--witness", help="A witness's verifier key whose cosignature to check.")
     ] = None,
     timeout: TimeoutOption = 10.0,
+    tiles: Annotated[
+        str | None, typer.Option("--tiles", help="The log as C2SP tlog-tiles: a URL (…/log/) or a mirrored folder.")
+    ] = None,
 ) -> None:
     """Check the log offline against its key and a saved checkpoint; report the first bad entry."""
     from veilwatch.cli.audit import verify
 
-    raise typer.Exit(_guarded(lambda: verify(server, export, key, checkpoint, save, witness or [], timeout)))
+    raise typer.Exit(_guarded(lambda: verify(server, export, key, checkpoint, save, witness or [], timeout, tiles)))
 
 
 @audit_app.command("export")
@@ -483,6 +486,21 @@ def witness_cosign(
     from veilwatch.cli.audit import witness_cosign as run_cosign
 
     raise typer.Exit(_guarded(lambda: run_cosign(server, log_key, state, timeout)))
+
+
+@witness_app.command("serve")
+def witness_serve(
+    state: Annotated[Path, typer.Option("--state", help="The witness's folder (`veilwatch witness init`).")],
+    log_key: Annotated[
+        list[str], typer.Option("--log-key", help="A log's verifier key this witness cosigns for (repeatable).")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7381,
+) -> None:
+    """Serve C2SP tlog-witness (POST /add-checkpoint): cosign only checkpoints that extend the last one."""
+    from veilwatch.cli.audit import witness_serve as run_serve
+
+    raise typer.Exit(_guarded(lambda: run_serve(state, log_key, host, port)))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 from veilwatch.audit.client import LogClient
 from veilwatch.audit.log import AuditLog, stored_origin
 from veilwatch.audit.note import NoteError, Verifier
+from veilwatch.audit.tileclient import TileClient, check_upper_tiles
 from veilwatch.audit.verify import ExportError, LogExport, VerifyResult, verify_log
 from veilwatch.audit.witness import check_and_cosign, create_witness, load_witness, save_state
 from veilwatch.cli.users import resolve_data_dir
@@ -30,22 +31,26 @@ def verify(
     save: Path | None,
     witnesses: list[str],
     timeout_s: float,
+    tiles: str | None = None,
 ) -> int:
-    """Check an export file or a running server against the log's key and a checkpoint saved earlier."""
-    if (server is None) == (export is None):
-        raise ConfigError("give either --server URL or --export FILE")
+    """Check an export file, a running server or a tile log against the log's key and a saved checkpoint."""
+    if sum(source is not None for source in (server, export, tiles)) != 1:
+        raise ConfigError("give one of --server URL, --tiles URL|FOLDER or --export FILE")
     log_key = _key(key, "--key")
     witness_keys = [_key(w, "--witness") for w in witnesses]
     saved = _read_text(checkpoint) if checkpoint is not None else None
-    if export is not None:
-        data = _read_export(export)
+    if tiles is not None:
+        result = _verify_tiles(tiles, log_key, saved, witness_keys, timeout_s)
     else:
-        with LogClient(str(server), timeout_s=timeout_s) as client:
-            data = client.export(log_key)
-    try:
-        result = verify_log(data, log_key, saved_checkpoint=saved, witnesses=witness_keys)
-    except ExportError as exc:
-        raise InputError(str(exc), path=str(export) if export else server) from exc
+        if export is not None:
+            data = _read_export(export)
+        else:
+            with LogClient(str(server), timeout_s=timeout_s) as client:
+                data = client.export(log_key)
+        try:
+            result = verify_log(data, log_key, saved_checkpoint=saved, witnesses=witness_keys)
+        except ExportError as exc:
+            raise InputError(str(exc), path=str(export) if export else server) from exc
     _report(result)
     if not result.ok:
         raise LogVerificationError(result.summary)
@@ -54,6 +59,18 @@ def verify(
             tmp.write_text(result.checkpoint, encoding="utf-8")
         print(f"saved        the checkpoint to {save}: check the next export against it")
     return 0
+
+
+def _verify_tiles(
+    where: str, log_key: Verifier, saved: str | None, witnesses: list[Verifier], timeout_s: float
+) -> VerifyResult:
+    """Verify a C2SP tlog-tiles log (URL prefix or mirrored folder): entries, level-0 tiles, then the tiles above."""
+    with TileClient(where, timeout_s=timeout_s) as client:
+        data = client.export(log_key)
+        result = verify_log(data, log_key, saved_checkpoint=saved, witnesses=witnesses)
+        if result.ok and data.hashes is not None:
+            result = check_upper_tiles(client, result, list(data.hashes))
+    return result
 
 
 def _report(result: VerifyResult) -> None:
@@ -115,6 +132,19 @@ def witness_cosign(server: str, log_key: str, state: Path, timeout_s: float) -> 
     since = "first sight" if previous is None else f"extends size {previous.size}"
     print(f"cosigned {outcome.checkpoint.origin} at size {outcome.checkpoint.size} ({since})")
     print(f"accepted by the log: {', '.join(accepted)}")
+    return 0
+
+
+def witness_serve(state: Path, log_keys: list[str], host: str, port: int) -> int:
+    """Serve add-checkpoint for these logs until interrupted."""
+    import uvicorn
+
+    from veilwatch.audit.tlogwitness import WitnessService
+    from veilwatch.server.witness_app import witness_app
+
+    service = WitnessService(state, [_key(key, "--log-key") for key in log_keys])
+    print(f"witness for {', '.join(_key(key, '--log-key').name for key in log_keys)} on http://{host}:{port}/")
+    uvicorn.run(witness_app(service), host=host, port=port, log_level="warning")
     return 0
 
 

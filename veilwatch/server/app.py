@@ -29,6 +29,7 @@ from veilwatch.server.routes.pages import pages
 from veilwatch.server.routes.recordings import recordings
 from veilwatch.server.routes.room import room
 from veilwatch.server.routes.sessions import sessions
+from veilwatch.server.routes.tiles import tiles
 from veilwatch.server.routes.transparency import transparency
 from veilwatch.server.routes.unmask import unmask
 from veilwatch.server.services import Services
@@ -47,6 +48,7 @@ def create_app(services: Services, *, throttle: LoginThrottle | None = None) -> 
         room(services, lookup),
         ops(services),
         log(services),
+        tiles(services),
         transparency(services),
         unmask(services),
         docs(),

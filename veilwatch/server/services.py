@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from veilwatch.audit.log import AuditLog
+from veilwatch.audit.note import Verifier
 from veilwatch.audit.pseudonyms import Pseudonyms
+from veilwatch.audit.tlogwitness import WitnessEndpoint, Witnessing
 from veilwatch.config import CameraConfig, ServeConfig
 from veilwatch.errors import ConfigError, StorageError
 from veilwatch.live.control import ControlDesk, ControlEvent
@@ -110,6 +112,7 @@ class Services:
     refusals: RefusalTally = field(default_factory=RefusalTally)  # anonymous refusals: one leaf per client a minute
     _stop: threading.Event = field(default_factory=threading.Event)
     _janitor: threading.Thread | None = None
+    witnessing: Witnessing | None = None  # asks [audit] witness_urls to cosign (C2SP tlog-witness)
 
     @classmethod
     def start(cls, config: ServeConfig, *, engine_factory: Callable[[], Engine] | None = None) -> Services:
@@ -125,6 +128,8 @@ class Services:
                 data_dir / "keys",
                 config.audit.log_origin,
                 checkpoint_interval_s=config.audit.checkpoint_interval_s,
+                tiles_dir=data_dir / "log",  # C2SP tlog-tiles, served under /log/ (routes/tiles.py)
+                witness_quorum=config.audit.witness_quorum,
             )
         except BaseException:
             db.close()
@@ -163,6 +168,8 @@ class Services:
                 lambda name: camera.fps if (camera := config.camera(name)) else 10.0,
                 request_ttl_s=config.vault.request_ttl_hours * 3600,
                 clip_ttl_s=config.vault.clip_ttl_minutes * 60,
+                # With witnesses, an unmasked clip waits for a published, cosigned checkpoint of its entry.
+                witnessed=audit.covers if config.audit.witness_quorum > 0 else None,
             )
             try:
                 services.unmask_desk.expire_orphans()
@@ -176,6 +183,7 @@ class Services:
             raise
         services._janitor = threading.Thread(target=services._keep_tidy, name="retention", daemon=True)
         services._janitor.start()
+        services.witnessing = _witnessing(config, audit)
         return services
 
     def _record_config(self) -> None:
@@ -278,6 +286,8 @@ class Services:
         self.recorders.clear()
         if self._janitor is not None:
             self._janitor.join(5)
+        if self.witnessing is not None:
+            self.witnessing.stop()
         self.db.close()
 
     def record(self, kind: str, actor: str, role: str, camera: str | None = None, **details: object) -> int:
@@ -288,6 +298,17 @@ class Services:
         if index is None:  # the log is always there in a running server; this keeps the type honest
             raise StorageError("an action was stored without a log entry")
         return index
+
+
+def _witnessing(config: ServeConfig, audit: AuditLog) -> Witnessing | None:
+    """Start asking the configured witnesses for cosignatures, if any have a URL."""
+    keys = {Verifier.parse(key).name: Verifier.parse(key) for key in config.audit.witnesses}
+    endpoints = [WitnessEndpoint(keys[name], url) for name, url in config.audit.witness_urls.items()]
+    if not endpoints:
+        return None
+    witnessing = Witnessing(audit, endpoints, config.audit.checkpoint_interval_s)
+    witnessing.start()
+    return witnessing
 
 
 class PublicNames:

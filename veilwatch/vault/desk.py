@@ -55,6 +55,10 @@ MAX_RANGE_S = 3600.0  # one unmask reveals at most an hour; a longer need is sev
 Recorder = Callable[..., object]
 
 
+class NotYetWitnessedError(VaultError):
+    """The unmask's log entry is not yet in a published checkpoint that witnesses cosigned: ask again shortly."""
+
+
 @dataclass(frozen=True)
 class UnmaskClip:
     """An unmasked clip, in memory only, for its requester until `expires_at`."""
@@ -65,6 +69,7 @@ class UnmaskClip:
     sha256: str
     frames: int
     expires_at: float
+    log_index: int | None = None  # the unmask.execute entry in the tamper-evident log
 
 
 class UnmaskDesk:
@@ -82,8 +87,10 @@ class UnmaskDesk:
         request_ttl_s: float,
         clip_ttl_s: float,
         clock: Callable[[], float] = time.time,
+        witnessed: Callable[[int], bool] | None = None,
     ) -> None:
         self.vault = vault
+        self._witnessed = witnessed  # with witnesses: is this log entry in a published, cosigned checkpoint?
         self._store = store
         self._faces = faces
         self._segments = segments
@@ -257,7 +264,7 @@ class UnmaskDesk:
                 raise
             raise VaultError(f"the unmask could not be made: {why}") from exc
         digest = hashlib.sha256(data).hexdigest()
-        self._record(
+        index = self._record(
             "unmask.execute",
             "system",
             "system",
@@ -269,7 +276,9 @@ class UnmaskDesk:
             clip_sha256=digest,
         )
         self._close(stored, "executed", names, f"{count} frames")
-        clip = UnmaskClip(stored.id, stored.requester, data, digest, count, self._clock() + self._clip_ttl_s)
+        expires = self._clock() + self._clip_ttl_s
+        log_index = index if isinstance(index, int) else None
+        clip = UnmaskClip(stored.id, stored.requester, data, digest, count, expires, log_index)
         self._clips[stored.id] = clip
 
     def _open_chunks(
@@ -315,6 +324,10 @@ class UnmaskDesk:
             clip = self._clips.get(request_id)
         if clip is None or clip.requester != viewer:
             raise VaultError("no unmasked clip for you here (not yours, not made, or expired)")
+        if self._witnessed is not None and (clip.log_index is None or not self._witnessed(clip.log_index)):
+            raise NotYetWitnessedError(
+                "the unmask is not yet in a published checkpoint cosigned by the witnesses: try again shortly"
+            )
         stored = self._store.get(request_id)
         camera = stored.camera if stored else None
         self._record("unmask.fetch", viewer, role, camera, request=request_id, clip_sha256=clip.sha256)

@@ -19,7 +19,7 @@ from veilwatch.server.auth import Viewer
 from veilwatch.server.context import STAFF_ROLES, CurrentViewer, RequestBody, camera_for, page
 from veilwatch.server.services import Services
 from veilwatch.storage.unmask_requests import StoredRequest
-from veilwatch.vault.desk import UnmaskDesk
+from veilwatch.vault.desk import NotYetWitnessedError, UnmaskDesk
 
 MAX_SHARE_BYTES = 1_000_000
 MAX_APPROVAL_BYTES = 100_000
@@ -113,6 +113,8 @@ def unmask(services: Services) -> APIRouter:
         desk = desk_for(viewer)
         try:
             found = desk.clip(request_id, viewer.name, viewer.role)
+        except NotYetWitnessedError as exc:
+            raise HTTPException(409, exc.one_line(), headers={"Retry-After": "10"}) from exc
         except VaultError as exc:
             raise HTTPException(404, exc.one_line()) from exc
         return Response(found.data, media_type="video/mp4", headers=_attachment(f"unmasked-{request_id}.mp4"))
