@@ -45,13 +45,13 @@ from veilwatch.scale.split import (
     target_part_frames,
 )
 from veilwatch.scale.worker import (
-    CrashOnce,
     Job,
     JobDone,
     JobFailed,
     JobKey,
     JobMismatch,
     Outcome,
+    PartFrameHook,
     VeilWorker,
     WholeJob,
 )
@@ -73,7 +73,7 @@ class RayOptions:
     split: SplitPolicy = field(default_factory=SplitPolicy)
     actors_per_gpu: int = 4  # actors sharing one GPU (each decodes and encodes on its own CPU core)
     retries: int = 2  # restarts of a dead actor, and retries of the job it was running
-    crash: CrashOnce | None = None  # test hook only: make one worker die mid-part
+    on_part_frame: PartFrameHook | None = None  # called in the worker after each written frame of a part
 
 
 def load_ray() -> Any:
@@ -229,7 +229,7 @@ class _Run:
         settings = self._settings.model_copy(update={"detector": detector})
         retries = self._options.retries
         cls = self._ray.remote(max_restarts=retries, max_task_retries=retries, **resources)(VeilWorker)
-        return cls.remote(settings.model_dump_json(), self._options.crash)
+        return cls.remote(settings.model_dump_json(), self._options.on_part_frame)
 
     # --- planning -----------------------------------------------------------------------------
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from veilwatch.errors import VeilwatchError
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.jobs import run_task
 from veilwatch.pipeline.tasks import Task
-from veilwatch.scale.parts import JoinJob, Mismatch, PartJob, PartResult, crash_here, join_parts, veil_part
+from veilwatch.scale.parts import JoinJob, Mismatch, PartJob, PartResult, join_parts, veil_part
 from veilwatch.settings import AnonymizeSettings
 
 PROGRESS_INTERVAL_S = 0.2
@@ -64,21 +64,17 @@ class JobMismatch:
 Outcome = JobDone | JobFailed | JobMismatch
 
 
-@dataclass(frozen=True)
-class CrashOnce:
-    """Test hook: the first worker to write `after_frames` frames of part `part` exits at once."""
-
-    marker: str  # created just before the exit, so the retry runs normally
-    part: int = 1
-    after_frames: int = 3
+# Called after each written frame of a part with (part number, frames written): an injection
+# point for tracing, and for tests that kill a worker mid-part (the package itself never does).
+PartFrameHook = Callable[[int, int], None]
 
 
 class VeilWorker:
     """One Ray actor: an engine loaded once, serving jobs."""
 
-    def __init__(self, settings_json: str, crash: CrashOnce | None = None) -> None:
+    def __init__(self, settings_json: str, on_part_frame: PartFrameHook | None = None) -> None:
         self._settings = AnonymizeSettings.model_validate_json(settings_json)
-        self._crash = crash
+        self._on_part_frame = on_part_frame
         self._engine: Engine | None = None
         self._fatal: tuple[str, int] | None = None
         try:
@@ -127,14 +123,13 @@ class VeilWorker:
         if isinstance(job, WholeJob):
             return run_task(job.task, engine, progress).summary()
         if isinstance(job, PartJob):
-            return veil_part(engine, job, progress, lambda written: self._maybe_crash(job, written))
+            return veil_part(engine, job, progress, lambda written: self._part_frame(job, written))
         join_parts(job, self._settings.video.keep_audio, self._settings.keep_metadata)
         return None
 
-    def _maybe_crash(self, job: PartJob, written: int) -> None:
-        crash = self._crash
-        if crash is not None and job.part.number == crash.part and written == crash.after_frames:
-            crash_here(Path(crash.marker))
+    def _part_frame(self, job: PartJob, written: int) -> None:
+        if self._on_part_frame is not None:
+            self._on_part_frame(job.part.number, written)
 
 
 def _source(job: Job) -> str:
