@@ -19,8 +19,9 @@ from typing import Any
 from veilwatch.errors import InputNotFoundError
 from veilwatch.frames import Frame
 from veilwatch.media.atomic import atomic_output
+from veilwatch.media.encode import VideoWriter
 from veilwatch.media.images import format_for_suffix, output_format, read_image, write_image
-from veilwatch.media.video import VideoReader, VideoWriter
+from veilwatch.media.video import VideoReader
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.report import StreamReport
 from veilwatch.pipeline.tasks import STDIO, MediaKind, Task

@@ -25,7 +25,8 @@ import numpy as np
 from veilwatch.errors import CorruptInputError, OutputError
 from veilwatch.frames import Frame, VeiledFrame
 from veilwatch.media.atomic import atomic_output
-from veilwatch.media.video import VideoInfo, VideoReader, VideoWriter, encoder_for
+from veilwatch.media.encode import VideoWriter, encoder_for
+from veilwatch.media.video import VideoInfo, VideoReader
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.jobs import QUEUE_DEPTH
 from veilwatch.pipeline.report import StreamReport
