@@ -23,14 +23,13 @@ from typing import Any
 import numpy as np
 
 from veilwatch.errors import CorruptInputError, OutputError
-from veilwatch.frames import Frame, VeiledFrame
+from veilwatch.frames import Frame
 from veilwatch.media.atomic import atomic_output
 from veilwatch.media.encode import VideoWriter, encoder_for
 from veilwatch.media.video import VideoInfo, VideoReader
 from veilwatch.pipeline.engine import Engine
-from veilwatch.pipeline.jobs import QUEUE_DEPTH
 from veilwatch.pipeline.report import StreamReport
-from veilwatch.pipeline.threads import BackgroundConsumer, prefetch
+from veilwatch.pipeline.stream import veil_stream
 from veilwatch.scale.split import Part
 from veilwatch.tracking.tracker import Track
 
@@ -98,33 +97,19 @@ def veil_part(
     report = StreamReport(settings.veil, keep_frames=settings.report)
     codec = encoder_for(settings.video.codec, OUTPUT_FORMATS.get(job.output_suffix.lower(), PART_FORMAT))
     video = settings.video.model_copy(update={"codec": codec, "keep_audio": False})
-    written = 0
+
+    def done(written: int) -> None:
+        on_frame(written)
+        progress(written, part.written)
+
     try:
-        with atomic_output(Path(job.output), overwrite=True) as tmp:
-            writer = VideoWriter(tmp, info, video, container_format=PART_FORMAT)
-            encoder: BackgroundConsumer[Frame] = BackgroundConsumer(writer.write, QUEUE_DEPTH, "veilwatch-encode")
-
-            def emit(done: list[VeiledFrame]) -> None:
-                nonlocal written
-                for veiled in done:
-                    if part.start <= veiled.frame.index < part.end:
-                        report.add(veiled)
-                        encoder.put(veiled.frame)
-                        written += 1
-                        on_frame(written)
-                progress(written, part.written)
-
-            try:
-                frames = prefetch(lambda: _frames(source, info, job), QUEUE_DEPTH, "veilwatch-decode")
-                for frame in frames:
-                    emit(veiler.push(frame))
-                emit(veiler.finish())
-                encoder.close()
-                writer.close()
-            except BaseException:
-                encoder.abort()
-                writer.abandon()
-                raise
+        with (
+            atomic_output(Path(job.output), overwrite=True) as tmp,
+            VideoWriter(tmp, info, video, container_format=PART_FORMAT) as writer,
+        ):
+            written = veil_stream(
+                lambda: _frames(source, info, job), veiler, writer.write, report, done, range(part.start, part.end)
+            )
     except _IndexMismatchError as exc:
         return Mismatch(str(exc))
     tracks = veiler.tracker.all_tracks() if veiler.tracker is not None else []
