@@ -16,7 +16,7 @@ with `--keep-metadata`: as the local engine's writer does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from veilwatch.media.atomic import atomic_output
 from veilwatch.media.encode import VideoWriter, encoder_for
 from veilwatch.media.video import VideoInfo, VideoReader
 from veilwatch.pipeline.engine import Engine
+from veilwatch.pipeline.protocol import JoinJob, PartJob, PartResult
 from veilwatch.pipeline.report import StreamReport
 from veilwatch.pipeline.stream import veil_stream
-from veilwatch.scale.split import Part
 from veilwatch.tracking.tracker import Track
 
 PART_FORMAT = "mp4"
@@ -38,33 +38,6 @@ PART_FORMAT = "mp4"
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "ipod", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 
 Progress = Callable[[int, int], None]  # frames written, frames to write
-
-
-@dataclass(frozen=True)
-class PartJob:
-    """Veil one part of a video into a part file."""
-
-    source: str
-    part: Part
-    pts: tuple[int, ...]  # timestamps of the frames [part.warm_start, part.stop)
-    seek_pts: int | None  # timestamp of the keyframe where decoding starts (None: the stream's start)
-    output: str  # the part file (in the run's scratch folder)
-    output_suffix: str  # extension of the final output (it decides the encoder)
-
-
-@dataclass(frozen=True)
-class PartResult:
-    """What one part found: the file summary's numbers for its frames, and its report records."""
-
-    number: int
-    frames: int
-    faces: int
-    tracks: int  # tracks first seen in this part's written frames
-    longest_tracked_gap: int
-    frame_records: list[dict[str, Any]] = field(default_factory=list)
-    # local track id → (frame of first sighting, first box as the records round it), for the
-    # driver to give a face one id across parts
-    track_firsts: dict[int, tuple[int, tuple[float, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -158,16 +131,6 @@ def _frames(source: Path, info: VideoInfo, job: PartJob) -> Iterator[Frame]:
         except (av.error.FFmpegError, OSError, EOFError) as exc:
             raise CorruptInputError(f"damaged video after frame {index} ({exc})", path=str(source)) from exc
     raise _IndexMismatchError(f"decoded {index - part.warm_start} of {part.stop - part.warm_start} frames")
-
-
-@dataclass(frozen=True)
-class JoinJob:
-    """Remux the part files of one video, in order, into one output file."""
-
-    source: str
-    parts: tuple[str, ...]
-    first_pts: tuple[int, ...]  # each part's first timestamp, as the index says
-    output: str  # in the run's scratch folder; the driver renames it into place
 
 
 def join_parts(job: JoinJob, keep_audio: bool, keep_metadata: bool) -> None:

@@ -31,10 +31,25 @@ from typing import Any
 from veilwatch.errors import ConfigError, OutputError, VeilwatchError, WorkerCrashedError
 from veilwatch.media.atomic import PART_PREFIX
 from veilwatch.pipeline.engine import video_timing
+from veilwatch.pipeline.protocol import (
+    Event,
+    Failed,
+    Finished,
+    Job,
+    JobDone,
+    JobFailed,
+    JobKey,
+    JobMismatch,
+    JoinJob,
+    Outcome,
+    PartJob,
+    PartResult,
+    Progress,
+    WholeJob,
+)
+from veilwatch.pipeline.runner import PartFrameHook
 from veilwatch.pipeline.tasks import Task
-from veilwatch.pipeline.workers import Event, Failed, Finished, Progress
 from veilwatch.scale.merge import merge_summary
-from veilwatch.scale.parts import JoinJob, PartJob, PartResult
 from veilwatch.scale.split import (
     JOINABLE_SUFFIXES,
     Part,
@@ -44,17 +59,7 @@ from veilwatch.scale.split import (
     read_index,
     target_part_frames,
 )
-from veilwatch.scale.worker import (
-    Job,
-    JobDone,
-    JobFailed,
-    JobKey,
-    JobMismatch,
-    Outcome,
-    PartFrameHook,
-    VeilWorker,
-    WholeJob,
-)
+from veilwatch.scale.worker import VeilWorker
 from veilwatch.settings import AnonymizeSettings
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'veilwatch[ray]'"
