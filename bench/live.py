@@ -39,11 +39,11 @@ import numpy as np
 from common import detail_survival
 from PIL import Image
 
-from veilwatch.config import LiveDetectorConfig, ServerConfig
-from veilwatch.live.pipeline import CameraPipeline, CameraStats, LiveSettings, PublishedFrame
+from veilwatch.config import LIVE_ENGINE, ServerConfig
+from veilwatch.live.pipeline import CameraPipeline, CameraStats, PublishedFrame
 from veilwatch.pipeline.engine import Engine
 from veilwatch.server.services import RecorderSink
-from veilwatch.settings import AnonymizeSettings
+from veilwatch.settings import AnonymizeSettings, LiveSettings
 from veilwatch.sources.demo import DemoSource
 from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
@@ -160,8 +160,9 @@ def measure(
             f"cam{i}",
             demo,
             engine,
-            LiveSettings(keep_raw_faces=keep),
+            LiveSettings(),
             [recording.sink(f"cam{i}")] if recording is not None else [],
+            keep_raw_faces=keep,
         )
         for i, demo in enumerate(demos)
     ]
@@ -212,7 +213,7 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    live = LiveDetectorConfig().detector  # what `veilwatch serve` uses
+    live = LIVE_ENGINE.detector  # what `veilwatch serve` uses
     parser.add_argument("--min-face", type=float, default=live.min_face)
     parser.add_argument("--full-scan-seconds", type=float, default=live.full_scan_seconds)
     parser.add_argument("--sample", type=int, default=5, help="check every n-th published frame for faces")

@@ -22,7 +22,6 @@ from veilwatch.live.control import ControlDesk, ControlEvent
 from veilwatch.live.pipeline import (
     CameraPipeline,
     CameraStats,
-    LiveSettings,
     PublishedFrame,
     VeiledOutput,
     VeilerFactory,
@@ -33,7 +32,7 @@ from veilwatch.live.ptz import PTZView, view_pixels
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import Veil
-from veilwatch.settings import AnonymizeSettings, DetectorSettings
+from veilwatch.settings import AnonymizeSettings, DetectorSettings, LiveSettings
 from veilwatch.sources.camera import DemoSource, SourceState, open_source
 from veilwatch.tracking.motion import FrameView
 from veilwatch.tracking.tracker import FaceTracker
@@ -431,7 +430,7 @@ def test_published_frames_veil_every_face(live_engine: Engine) -> None:
 def test_raw_faces_for_the_sealed_store_are_exactly_what_the_veils_cover(live_engine: Engine) -> None:
     demo = DemoSource(seed=5, people=3, width=W, height=H, fps=10)
     outputs: list[VeiledOutput] = []
-    with CameraPipeline("demo", demo, live_engine, settings(keep_raw_faces=True), [outputs.append]) as pipeline:
+    with CameraPipeline("demo", demo, live_engine, settings(), [outputs.append], keep_raw_faces=True) as pipeline:
         collect(pipeline, 2.5)
     assert len(outputs) >= 5
     covered = 0

@@ -44,6 +44,7 @@ from veilwatch.live.ptz import PTZView, view_pixels
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import outermost
+from veilwatch.settings import LiveSettings
 from veilwatch.sources.base import CapturedFrame, Source, SourceState
 from veilwatch.sources.urls import scrub
 
@@ -59,34 +60,6 @@ FPS_WINDOW_S = 5.0  # frame rates are measured over this many recent seconds
 RATE_TOLERANCE = 0.25  # a frame up to this share of a period early still counts as due
 PLACEHOLDER_GREY = 96
 SOURCE_RETRY_S = 1.0  # wait before reading a source again whose iterator ended or raised
-
-
-@dataclass(frozen=True)
-class LiveSettings:
-    """How one camera's live view is made."""
-
-    width: int = 1280
-    height: int = 720
-    fps: float = 10.0
-    jpeg_quality: int = 80
-    deadline_s: float = 0.5
-    max_queue: int = 2
-    restart_backoff_s: float = 0.5
-    max_restart_backoff_s: float = 10.0
-    stats_window: int = 300  # frames over which latencies are summarised
-    # Hand sinks the unveiled pixels under each veil too (for the sealed face store, which
-    # encrypts them at once); off, no raw pixel ever leaves the veil thread.
-    keep_raw_faces: bool = False
-    join_timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.width < 16 or self.height < 16:
-            raise ValueError(f"live output must be at least 16×16, got {self.width}×{self.height}")
-        if not (self.fps > 0 and self.deadline_s > 0 and self.max_queue >= 1 and 1 <= self.jpeg_quality <= 100):
-            raise ValueError(
-                f"live settings out of range: fps {self.fps} (> 0), deadline_s {self.deadline_s} (> 0), "
-                f"max_queue {self.max_queue} (≥ 1), jpeg_quality {self.jpeg_quality} (1..100)"
-            )
 
 
 @dataclass(frozen=True)
@@ -223,12 +196,15 @@ class CameraPipeline:
         veilers: Engine | VeilerFactory,
         settings: LiveSettings | None = None,
         sinks: Sequence[Sink] = (),
+        *,
+        keep_raw_faces: bool = False,
     ) -> None:
         self.name = name
         self.source = source
         self.settings = settings or LiveSettings()
         self._make_veiler = engine_veilers(veilers) if isinstance(veilers, Engine) else veilers
         self._sinks = list(sinks)
+        self._keep_raw_faces = keep_raw_faces
         self._queue: DropOldestQueue[CapturedFrame] = DropOldestQueue(self.settings.max_queue)
         self._stop = threading.Event()
         self._lifecycle = _Lifecycle.NEW
@@ -449,7 +425,7 @@ class CameraPipeline:
             raise VeilingError(f"a live veiler must return each frame at once, returned {len(ready)}")
         veiled = ready[0].frame.pixels
         veiled.flags.writeable = False  # sinks share it
-        raw_faces = _raw_faces(pixels, veiler, ready[0].veiled_boxes) if self.settings.keep_raw_faces else ()
+        raw_faces = _raw_faces(pixels, veiler, ready[0].veiled_boxes) if self._keep_raw_faces else ()
         return veiled, self._jpeg(veiled), detector_ms, raw_faces
 
     def _veiler_for(self, key: tuple[int, int, int]) -> FrameVeiler | None:

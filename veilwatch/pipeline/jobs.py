@@ -20,7 +20,7 @@ from veilwatch.media.atomic import atomic_output
 from veilwatch.media.encode import VideoWriter
 from veilwatch.media.images import format_for_suffix, output_format, read_image, write_image
 from veilwatch.media.video import VideoReader
-from veilwatch.pipeline.engine import Engine
+from veilwatch.pipeline.engine import Engine, output_settings
 from veilwatch.pipeline.report import StreamReport
 from veilwatch.pipeline.stream import veil_stream
 from veilwatch.pipeline.tasks import STDIO, MediaKind, Task
@@ -71,7 +71,7 @@ def run_task(task: Task, engine: Engine, progress: Progress) -> FileResult:
 def veil_image(task: Task, engine: Engine) -> FileResult:
     """Veil every face in one still image."""
     started = time.perf_counter()
-    settings = engine.settings
+    settings = output_settings(engine)
     source = sys.stdin.buffer.read() if task.source == STDIO else task.source
     loaded = read_image(source, keep_metadata=settings.keep_metadata)
     veiler = engine.image_veiler()
@@ -113,7 +113,7 @@ def veil_image(task: Task, engine: Engine) -> FileResult:
 def veil_video(task: Task, engine: Engine, progress: Progress) -> FileResult:
     """Veil every face in every frame of a video, keeping its timing and rotation."""
     started = time.perf_counter()
-    settings = engine.settings
+    settings = output_settings(engine)
     source = Path(task.source)
     with VideoReader(source) as reader:
         info = reader.info

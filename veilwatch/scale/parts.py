@@ -27,7 +27,7 @@ from veilwatch.frames import Frame
 from veilwatch.media.atomic import atomic_output
 from veilwatch.media.encode import VideoWriter, encoder_for
 from veilwatch.media.video import VideoInfo, VideoReader
-from veilwatch.pipeline.engine import Engine
+from veilwatch.pipeline.engine import Engine, output_settings
 from veilwatch.pipeline.protocol import JoinJob, PartJob, PartResult
 from veilwatch.pipeline.report import StreamReport
 from veilwatch.pipeline.stream import veil_stream
@@ -61,7 +61,7 @@ def veil_part(
     engine: Engine, job: PartJob, progress: Progress, on_frame: Callable[[int], None]
 ) -> PartResult | Mismatch:
     """Veil the written frames of one part into `job.output`; `on_frame(written)` runs after each."""
-    settings = engine.settings
+    settings = output_settings(engine)
     part = job.part
     source = Path(job.source)
     with VideoReader(source) as reader:

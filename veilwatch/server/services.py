@@ -24,10 +24,11 @@ from veilwatch.config import CameraConfig, ServeConfig
 from veilwatch.errors import ConfigError, StorageError
 from veilwatch.live.control import ControlDesk, ControlEvent
 from veilwatch.live.onvif_ptz import OnvifPTZ
-from veilwatch.live.pipeline import CameraPipeline, LiveSettings, VeiledOutput
+from veilwatch.live.pipeline import CameraPipeline, VeiledOutput
 from veilwatch.live.presence import Presence
 from veilwatch.pipeline.engine import Engine
 from veilwatch.server.guards import RefusalTally
+from veilwatch.settings import EngineSettings
 from veilwatch.storage.actions import ActionLog, ActionRecord
 from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 REDACTED = "***"
 RETENTION_INTERVAL_S = 60.0
+EngineFactory = Callable[[EngineSettings], Engine]  # one engine (model) per distinct engine settings
 RECORDER_QUEUE = 30  # frames a recorder may fall behind before frames are dropped (and counted)
 
 
@@ -112,7 +114,9 @@ class Services:
     _janitor: threading.Thread | None = None
 
     @classmethod
-    def start(cls, config: ServeConfig, *, engine_factory: Callable[[], Engine] | None = None) -> Services:
+    def start(
+        cls, config: ServeConfig, *, engine_factory: Callable[[EngineSettings], Engine] | None = None
+    ) -> Services:
         """Open storage, start every camera, and return the running services."""
         data_dir = config.server.data_dir
         db = _open_private(data_dir)
@@ -170,7 +174,7 @@ class Services:
                 services.stop()
                 raise
         try:
-            services._start_cameras(engine_factory or _live_engine(config))
+            services._start_cameras(engine_factory or Engine)
         except BaseException:
             services.stop()
             raise
@@ -194,11 +198,12 @@ class Services:
             vault=self.vault.digest().hex() if self.vault else None,
         )
 
-    def _start_cameras(self, engine_factory: Callable[[], Engine]) -> None:
+    def _start_cameras(self, engine_factory: EngineFactory) -> None:
         from veilwatch.sources.camera import open_source
 
-        engine = engine_factory()
+        engines: dict[EngineSettings, Engine] = {}  # cameras with the same engine settings share one model
         for camera in self.config.cameras:
+            engine = engines.get(camera.engine) or engines.setdefault(camera.engine, engine_factory(camera.engine))
             sinks = []
             keep_faces = camera.record and self.vault is not None
             if camera.record:
@@ -207,8 +212,9 @@ class Services:
                 sink = RecorderSink(self._recorder(camera), camera.name, faces)
                 self.recorders[camera.name] = sink
                 sinks.append(sink)
-            settings = LiveSettings(width=camera.width, height=camera.height, fps=camera.fps, keep_raw_faces=keep_faces)
-            pipeline = CameraPipeline(camera.name, open_source(camera.source), engine, settings, sinks)
+            pipeline = CameraPipeline(
+                camera.name, open_source(camera.source), engine, camera.live, sinks, keep_raw_faces=keep_faces
+            )
             self.cameras[camera.name] = pipeline
             if camera.onvif is not None:  # connects at the first move; a dead head never stops the room
                 timeout = camera.onvif.timeout_s
@@ -346,16 +352,6 @@ def _load_vault(config: ServeConfig) -> VaultPublic | None:
         return VaultPublic.from_json(data)
     except ValueError as exc:
         raise ConfigError(f"not a vault public file: {exc}", path=str(path)) from exc
-
-
-def _live_engine(config: ServeConfig) -> Callable[[], Engine]:
-    def build() -> Engine:
-        from veilwatch.settings import AnonymizeSettings
-
-        engine = config.engine
-        return Engine(AnonymizeSettings(detector=engine.detector, tracker=engine.tracker, veil=engine.veil))
-
-    return build
 
 
 def config_digest(config: ServeConfig) -> str:
