@@ -155,16 +155,17 @@ def measure(
     """Run `cameras` demo cameras on one engine and return each one's figures."""
     demos = [DemoSource(seed=i, people=6) for i in range(cameras)]
     keep = recording is not None and recording.vault is not None
+    sinks = [recording.sink(f"cam{i}") if recording is not None else None for i in range(cameras)]
     pipelines = [
         CameraPipeline(
             f"cam{i}",
             demo,
             engine,
             LiveSettings(),
-            [recording.sink(f"cam{i}")] if recording is not None else [],
-            keep_raw_faces=keep,
+            [sink] if sink is not None else [],
+            raw_faces=sink.seal if sink is not None and keep else None,
         )
-        for i, demo in enumerate(demos)
+        for i, (demo, sink) in enumerate(zip(demos, sinks, strict=True))
     ]
     for pipeline in pipelines:
         pipeline.start()

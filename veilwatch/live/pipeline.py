@@ -17,7 +17,9 @@ does the same once the head is still, and withholds every frame captured while i
 
 Sinks (the recorder) get each published veiled frame's RGB pixels, read-only, on the veil thread:
 they must not block (hand the frame to a bounded queue of their own); one that raises is counted
-and skipped.
+and skipped. Raw faces never ride with them: the unveiled pixels under the veils go, as
+`RawFacePixels`, only to the one `raw_faces` channel the assembly code connects to the face
+sealer (and are not even cut out when nothing is connected).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ T = TypeVar("T")
 # (output width, output height, frame rate) → a fresh veiler for one live stream.
 VeilerFactory = Callable[[int, int, float], FrameVeiler]
 Sink = Callable[["VeiledOutput"], None]
+RawFaceSink = Callable[["RawFacePixels"], None]  # connect only to the sealer, which encrypts at once
 
 FPS_WINDOW_S = 5.0  # frame rates are measured over this many recent seconds
 RATE_TOLERANCE = 0.25  # a frame up to this share of a period early still counts as due
@@ -88,9 +91,17 @@ class VeiledOutput:
     published_at: float  # time.monotonic()
     wall_time: float  # time.time() of capture
     view: PTZView
-    # The unveiled pixels under each veil, only when `keep_raw_faces` is on: a sink must seal
-    # them (encrypt) before anything touches the disk.
-    raw_faces: tuple[RawRegion, ...] = ()
+
+
+@dataclass(frozen=True)
+class RawFacePixels:
+    """UNVEILED pixels under one published frame's veils, for the face sealer only (never shown or stored clear)."""
+
+    camera: str
+    seq: int  # the published frame's seq (as in its VeiledOutput)
+    source_seq: int
+    wall_time: float  # time.time() of capture
+    regions: tuple[RawRegion, ...]
 
 
 @dataclass(frozen=True)
@@ -197,14 +208,14 @@ class CameraPipeline:
         settings: LiveSettings | None = None,
         sinks: Sequence[Sink] = (),
         *,
-        keep_raw_faces: bool = False,
+        raw_faces: RawFaceSink | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.settings = settings or LiveSettings()
         self._make_veiler = engine_veilers(veilers) if isinstance(veilers, Engine) else veilers
         self._sinks = list(sinks)
-        self._keep_raw_faces = keep_raw_faces
+        self._raw_sink = raw_faces
         self._queue: DropOldestQueue[CapturedFrame] = DropOldestQueue(self.settings.max_queue)
         self._stop = threading.Event()
         self._lifecycle = _Lifecycle.NEW
@@ -425,7 +436,7 @@ class CameraPipeline:
             raise VeilingError(f"a live veiler must return each frame at once, returned {len(ready)}")
         veiled = ready[0].frame.pixels
         veiled.flags.writeable = False  # sinks share it
-        raw_faces = _raw_faces(pixels, veiler, ready[0].veiled_boxes) if self._keep_raw_faces else ()
+        raw_faces = _raw_faces(pixels, veiler, ready[0].veiled_boxes) if self._raw_sink is not None else ()
         return veiled, self._jpeg(veiled), detector_ms, raw_faces
 
     def _veiler_for(self, key: tuple[int, int, int]) -> FrameVeiler | None:
@@ -525,19 +536,22 @@ class CameraPipeline:
         view: PTZView,
         raw_faces: tuple[RawRegion, ...],
     ) -> None:
-        if not self._sinks:
-            return
         wall = time.time() - (time.monotonic() - captured.captured_at)
         output = VeiledOutput(
-            self.name, frame.seq, captured.seq, pixels, captured.captured_at, frame.published_at, wall, view, raw_faces
+            self.name, frame.seq, captured.seq, pixels, captured.captured_at, frame.published_at, wall, view
         )
         for sink in self._sinks:
-            try:
-                sink(output)
-            except Exception as exc:  # a failing sink must not stop the live view
-                with self._stats_lock:
-                    self._counters.sink_errors += 1
-                log.warning("camera %s: sink failed: %s: %s", self.name, type(exc).__name__, scrub(str(exc)))
+            self._deliver(sink, output)
+        if self._raw_sink is not None:
+            self._deliver(self._raw_sink, RawFacePixels(self.name, frame.seq, captured.seq, wall, raw_faces))
+
+    def _deliver(self, sink: Callable[[T], None], item: T) -> None:
+        try:
+            sink(item)
+        except Exception as exc:  # a failing sink must not stop the live view
+            with self._stats_lock:
+                self._counters.sink_errors += 1
+            log.warning("camera %s: sink failed: %s: %s", self.name, type(exc).__name__, scrub(str(exc)))
 
     def _note_error(self, message: str) -> None:
         with self._stats_lock:

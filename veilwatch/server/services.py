@@ -24,7 +24,7 @@ from veilwatch.config import CameraConfig, ServeConfig
 from veilwatch.errors import ConfigError, StorageError
 from veilwatch.live.control import ControlDesk, ControlEvent
 from veilwatch.live.onvif_ptz import OnvifPTZ
-from veilwatch.live.pipeline import CameraPipeline, VeiledOutput
+from veilwatch.live.pipeline import CameraPipeline, RawFacePixels, RawFaceSink, VeiledOutput
 from veilwatch.live.presence import Presence
 from veilwatch.pipeline.engine import Engine
 from veilwatch.server.guards import RefusalTally
@@ -55,7 +55,9 @@ class RecorderSink:
     def __init__(self, recorder: SegmentRecorder, name: str, faces: FaceChunkWriter | None = None) -> None:
         self._recorder = recorder
         self._faces = faces
-        self._queue: queue.Queue[VeiledOutput | None] = queue.Queue(maxsize=RECORDER_QUEUE)
+        # A frame's raw faces travel behind it on the same queue: room for both.
+        depth = RECORDER_QUEUE * (2 if faces is not None else 1)
+        self._queue: queue.Queue[VeiledOutput | RawFacePixels | None] = queue.Queue(maxsize=depth)
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name=f"record-{name}", daemon=True)
         self._thread.start()
@@ -66,12 +68,23 @@ class RecorderSink:
         except queue.Full:
             self.dropped += 1
 
+    def seal(self, raw: RawFacePixels) -> None:
+        """The raw-face channel: a frame's unveiled face regions, for the sealed store only."""
+        if self._faces is None:
+            return
+        try:
+            self._queue.put_nowait(raw)
+        except queue.Full:
+            self.dropped += 1
+
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             try:
-                self._recorder.write(item.pixels, item.wall_time)
-                if self._faces is not None:
-                    self._faces.add(item.wall_time, item.raw_faces)
+                if isinstance(item, RawFacePixels):
+                    if self._faces is not None:
+                        self._faces.add(item.wall_time, item.regions)  # sealed before anything is written
+                else:
+                    self._recorder.write(item.pixels, item.wall_time)
             except Exception:  # a failing disk must not stop the live view
                 log.exception("recording failed")
 
@@ -205,6 +218,7 @@ class Services:
         for camera in self.config.cameras:
             engine = engines.get(camera.engine) or engines.setdefault(camera.engine, engine_factory(camera.engine))
             sinks = []
+            raw_faces: RawFaceSink | None = None  # only the sealed store ever gets raw faces
             keep_faces = camera.record and self.vault is not None
             if camera.record:
                 seconds = self.config.server.segment_seconds
@@ -212,8 +226,9 @@ class Services:
                 sink = RecorderSink(self._recorder(camera), camera.name, faces)
                 self.recorders[camera.name] = sink
                 sinks.append(sink)
+                raw_faces = sink.seal if keep_faces else None
             pipeline = CameraPipeline(
-                camera.name, open_source(camera.source), engine, camera.live, sinks, keep_raw_faces=keep_faces
+                camera.name, open_source(camera.source), engine, camera.live, sinks, raw_faces=raw_faces
             )
             self.cameras[camera.name] = pipeline
             if camera.onvif is not None:  # connects at the first move; a dead head never stops the room
