@@ -39,11 +39,11 @@ import numpy as np
 from common import detail_survival
 from PIL import Image
 
-from veilwatch.config import LiveDetectorConfig, ServerConfig
-from veilwatch.live.pipeline import CameraPipeline, CameraStats, LiveSettings, PublishedFrame
+from veilwatch.config import LIVE_ENGINE, ServerConfig
+from veilwatch.live.pipeline import CameraPipeline, CameraStats, PublishedFrame
 from veilwatch.pipeline.engine import Engine
 from veilwatch.server.services import RecorderSink
-from veilwatch.settings import AnonymizeSettings
+from veilwatch.settings import AnonymizeSettings, LiveSettings
 from veilwatch.sources.demo import DemoSource
 from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
@@ -155,15 +155,17 @@ def measure(
     """Run `cameras` demo cameras on one engine and return each one's figures."""
     demos = [DemoSource(seed=i, people=6) for i in range(cameras)]
     keep = recording is not None and recording.vault is not None
+    sinks = [recording.sink(f"cam{i}") if recording is not None else None for i in range(cameras)]
     pipelines = [
         CameraPipeline(
             f"cam{i}",
             demo,
             engine,
-            LiveSettings(keep_raw_faces=keep),
-            [recording.sink(f"cam{i}")] if recording is not None else [],
+            LiveSettings(),
+            [sink] if sink is not None else [],
+            raw_faces=sink.seal if sink is not None and keep else None,
         )
-        for i, demo in enumerate(demos)
+        for i, (demo, sink) in enumerate(zip(demos, sinks, strict=True))
     ]
     for pipeline in pipelines:
         pipeline.start()
@@ -212,7 +214,7 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    live = LiveDetectorConfig().detector  # what `veilwatch serve` uses
+    live = LIVE_ENGINE.detector  # what `veilwatch serve` uses
     parser.add_argument("--min-face", type=float, default=live.min_face)
     parser.add_argument("--full-scan-seconds", type=float, default=live.full_scan_seconds)
     parser.add_argument("--sample", type=int, default=5, help="check every n-th published frame for faces")

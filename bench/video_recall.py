@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from veilwatch.boxes import FloatArray, coverage
-from veilwatch.config import LiveDetectorConfig
+from veilwatch.config import LIVE_ENGINE
 from veilwatch.media.video import VideoReader
 from veilwatch.pipeline.engine import Engine
 from veilwatch.redaction.veils import veil_areas
@@ -138,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.live:  # as serve runs it, with all cores: threads change the speed, not the faces
-        tested = LiveDetectorConfig().detector.model_copy(update={"threads": 0})
+        tested = LIVE_ENGINE.detector.model_copy(update={"threads": 0})
     else:
         tested = DetectorSettings(full_scan_seconds=args.full_scan_seconds)
     default_engine = Engine(AnonymizeSettings(detector=tested))

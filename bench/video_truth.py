@@ -38,12 +38,13 @@ BUCKETS = ("8-16", "16-32", "32-64", ">=64")
 
 def live_pass(source: Path, output: Path, min_face: float | None = None) -> None:
     """Veil a file as a live camera would (`serve`'s detector defaults, no look-back), writing every frame."""
-    from veilwatch.config import LiveDetectorConfig
-    from veilwatch.media.video import VideoReader, VideoWriter
+    from veilwatch.config import LIVE_ENGINE
+    from veilwatch.media.encode import VideoWriter
+    from veilwatch.media.video import VideoReader
     from veilwatch.pipeline.engine import Engine
     from veilwatch.settings import AnonymizeSettings
 
-    live = LiveDetectorConfig()
+    live = LIVE_ENGINE
     detector = live.detector if min_face is None else live.detector.model_copy(update={"min_face": min_face})
     settings = AnonymizeSettings(detector=detector, tracker=live.tracker, veil=live.veil)
     engine = Engine(settings)

@@ -293,7 +293,7 @@ def test_first_run_set_up_makes_no_admin_without_its_leaf(tmp_path: Path) -> Non
     from veilwatch.pipeline.engine import Engine
 
     config = ServeConfig(server=ServerConfig(data_dir=tmp_path))  # no camera: no model is loaded
-    fresh = Services.start(config, engine_factory=lambda: cast(Engine, None))
+    fresh = Services.start(config, engine_factory=lambda _: cast(Engine, None))
     try:
         client = TestClient(create_app(fresh), base_url=LOOPBACK)
         body = {"name": "root", "password": PASSWORD, "token": fresh.setup_token}

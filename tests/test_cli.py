@@ -289,8 +289,8 @@ def test_garbage_on_stdin_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--box-scale", "0.5"], "invalid option box_scale"),
-        (["--threshold", "2"], "invalid option threshold"),
+        (["--box-scale", "0.5"], "invalid option --box-scale"),
+        (["--threshold", "2"], "invalid option --threshold"),
         (["--workers", "0"], "--workers must be at least 1"),
         (["--min-face", "30", "--max-face", "20"], "max_face"),
     ],

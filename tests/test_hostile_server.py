@@ -34,6 +34,7 @@ from veilwatch.pipeline.engine import Engine
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle
 from veilwatch.server.services import Services, config_digest
+from veilwatch.settings import LiveSettings
 from veilwatch.storage.users import Role, UserStore
 from veilwatch.vault.bundle import HolderSpec, KdfParams, create_vault
 
@@ -49,12 +50,11 @@ def services(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterat
     vault, _ = create_vault([HolderSpec(n, f"pass of {n}!") for n in ("ana", "ben", "chi")], 2,
                             datetime.now(UTC).date(), days=2, kdf=LIGHT_KDF)  # fmt: skip
     (root / "vault.json").write_bytes(vault.to_json())
-    camera = CameraConfig(
-        name="hall", source="demo:walkers?seed=1&people=2", width=160, height=120, fps=2, record=False
-    )
+    view = LiveSettings(width=160, height=120, fps=2)
+    camera = CameraConfig(name="hall", source="demo:walkers?seed=1&people=2", live=view, record=False)
     server = ServerConfig(data_dir=root / "data", metrics_token=TOKEN)  # made by the server: its mode is ours
     config = ServeConfig(server=server, vault=VaultConfig(public_file=root / "vault.json"), cameras=[camera])
-    running = Services.start(config, engine_factory=lambda: engine)
+    running = Services.start(config, engine_factory=lambda _: engine)
     for name, role in (("ada", Role.ADMIN), ("otto", Role.OPERATOR), ("vera", Role.VISITOR), ("vic", Role.VISITOR)):
         running.users.add(name, PASSWORD, role)
     yield running

@@ -22,8 +22,8 @@ from veilwatch.live.control import ControlDesk, ControlEvent
 from veilwatch.live.pipeline import (
     CameraPipeline,
     CameraStats,
-    LiveSettings,
     PublishedFrame,
+    RawFacePixels,
     VeiledOutput,
     VeilerFactory,
     engine_veilers,
@@ -33,7 +33,7 @@ from veilwatch.live.ptz import PTZView, view_pixels
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import Veil
-from veilwatch.settings import AnonymizeSettings, DetectorSettings
+from veilwatch.settings import AnonymizeSettings, DetectorSettings, LiveSettings
 from veilwatch.sources.camera import DemoSource, SourceState, open_source
 from veilwatch.tracking.motion import FrameView
 from veilwatch.tracking.tracker import FaceTracker
@@ -416,7 +416,7 @@ def test_published_frames_veil_every_face(live_engine: Engine) -> None:
         raw = demo.frame(output.source_seq)
         assert all(face_detail(raw, output.pixels, box) < VEILED for box in demo.ground_truth(output.source_seq))
         assert abs(output.wall_time - time.time()) < 30
-        assert output.raw_faces == ()  # raw pixels leave the veil thread only for a configured vault
+        assert not hasattr(output, "raw_faces")  # raw pixels never ride with veiled output
     # The measure does catch a face that is merely JPEG-compressed, not veiled:
     raw = demo.frame(0)
     unveiled = decode(bytes(cv2.imencode(".jpg", cv2.cvtColor(raw, cv2.COLOR_RGB2BGR))[1].tobytes()))
@@ -431,13 +431,15 @@ def test_published_frames_veil_every_face(live_engine: Engine) -> None:
 def test_raw_faces_for_the_sealed_store_are_exactly_what_the_veils_cover(live_engine: Engine) -> None:
     demo = DemoSource(seed=5, people=3, width=W, height=H, fps=10)
     outputs: list[VeiledOutput] = []
-    with CameraPipeline("demo", demo, live_engine, settings(keep_raw_faces=True), [outputs.append]) as pipeline:
+    raws: list[RawFacePixels] = []
+    with CameraPipeline("demo", demo, live_engine, settings(), [outputs.append], raw_faces=raws.append) as pipeline:
         collect(pipeline, 2.5)
     assert len(outputs) >= 5
+    assert [r.seq for r in raws] == [o.seq for o in outputs]  # one raw-face message per published frame
     covered = 0
-    for output in outputs:
+    for output, faces in zip(outputs, raws, strict=True):
         raw = demo.frame(output.source_seq)
-        for region in output.raw_faces:
+        for region in faces.regions:
             y1, x1 = region.y0 + region.height, region.x0 + region.width
             assert np.array_equal(region.pixels, raw[region.y0 : y1, region.x0 : x1])  # raw, not veiled
             assert not np.array_equal(region.pixels, output.pixels[region.y0 : y1, region.x0 : x1])
@@ -445,11 +447,11 @@ def test_raw_faces_for_the_sealed_store_are_exactly_what_the_veils_cover(live_en
             x0, y0, x1, y1 = (int(v) for v in box)
             inside = any(
                 r.x0 <= x0 + 2 and r.y0 <= y0 + 2 and r.x0 + r.width >= x1 - 2 and r.y0 + r.height >= y1 - 2
-                for r in output.raw_faces
+                for r in faces.regions
             )
             covered += inside
-    faces = sum(len(demo.ground_truth(o.source_seq)) for o in outputs)
-    assert covered >= 0.9 * faces, f"only {covered} of {faces} faces kept for unmasking"
+    total = sum(len(demo.ground_truth(o.source_seq)) for o in outputs)
+    assert covered >= 0.9 * total, f"only {covered} of {total} faces kept for unmasking"
 
 
 def test_crashed_veiler_withholds_then_recovers(live_engine: Engine) -> None:

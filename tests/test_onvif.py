@@ -20,14 +20,14 @@ from veilwatch.config import CameraConfig, OnvifConfig, ServeConfig, ServerConfi
 from veilwatch.detection.scanner import full_scan
 from veilwatch.errors import PTZError
 from veilwatch.live.onvif_ptz import MOVE_HOLD_S, SETTLE_MARGIN_S, HeadAbilities, HeadStep, OnvifPTZ, onvif_values
-from veilwatch.live.pipeline import CameraPipeline, LiveSettings, VeiledOutput
+from veilwatch.live.pipeline import CameraPipeline, VeiledOutput
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import Veil
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle
 from veilwatch.server.services import Services
-from veilwatch.settings import AnonymizeSettings, DetectorSettings
+from veilwatch.settings import AnonymizeSettings, DetectorSettings, LiveSettings
 from veilwatch.sources.camera import DemoSource
 from veilwatch.storage.users import Role
 from veilwatch.tracking.tracker import FaceTracker

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from tests.helpers import ClipSpec, astronaut, background, encode_image, paste_face, read_clip, run_cli, write_clip
+from tests.hooks import CrashOnce
 from veilwatch.errors import VeilwatchError
 from veilwatch.pipeline.engine import Engine, video_timing
 from veilwatch.pipeline.jobs import run_task
 from veilwatch.pipeline.tasks import Task
 from veilwatch.pipeline.workers import Event, Failed, Finished, Progress
 from veilwatch.scale.split import SplitPolicy, VideoIndex, plan_parts, read_index
-from veilwatch.scale.worker import CrashOnce
 from veilwatch.settings import AnonymizeSettings, DetectorSettings, TrackerSettings
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'veilwatch[ray]')")
@@ -161,7 +161,7 @@ def test_a_worker_killed_mid_part_is_retried_and_the_file_completes(
     clip = _two_faces_clip(tmp_path / "walk.mp4")
     marker = tmp_path / "crashed"
     out = tmp_path / "out"
-    options = RayOptions(split=POLICY, crash=CrashOnce(str(marker), part=1, after_frames=3))
+    options = RayOptions(split=POLICY, on_part_frame=CrashOnce(str(marker), part=1, after_frames=3))
     events = _on_ray([Task(str(clip), str(out / "walk.mp4"), "video")], options)
     assert marker.exists()  # a worker really died in the middle of part 1
     assert not [e for e in events if isinstance(e, Failed)]

@@ -6,6 +6,12 @@
     data_dir = "veilwatch-data" # SQLite index and veiled recordings
     allowed_hosts = ["cameras.example.org"]  # Host names clients use (required on 0.0.0.0)
 
+    [engine.detector]           # every camera's engine (`anonymize --config` takes the same tables)
+    threshold = 0.2
+
+    [live]                      # every camera's live view
+    deadline_s = 0.5
+
     [[cameras]]
     name = "lobby"
     source = "rtsp://user:secret@10.0.0.5/stream1"
@@ -14,6 +20,10 @@
     retention_days = 7
     steerable = true
     viewers = ["visitor", "operator"]
+    [cameras.engine.veil]       # this camera only, key by key over [engine]
+    method = "mosaic"
+    [cameras.live]              # this camera only, key by key over [live]
+    fps = 15
 
     [audit]
     name = "cameras.example.org"  # checkpoints are signed for "cameras.example.org/audit"
@@ -29,17 +39,19 @@ import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from veilwatch.errors import ConfigError
-from veilwatch.settings import DetectorSettings, TrackerSettings, VeilSettings
+from veilwatch.settings import AnonymizeSettings, DetectorSettings, EngineSettings, LiveSettings
 
 RoleName = Literal["visitor", "operator", "auditor", "admin"]
 RecordPreset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 DEFAULT_VIEWERS: tuple[RoleName, ...] = ("visitor", "operator", "auditor")
+VIEW_KEYS = ("width", "height", "fps")
+M = TypeVar("M", bound=BaseModel)
 HOST_PATTERN = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 
 
@@ -49,6 +61,12 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# The engine `serve` uses unless told otherwise: one inference thread per camera (cameras share the
+# cores); faces from 16 px; the fine level searches wherever the picture moves on every frame, so
+# the full pass can be slow.
+LIVE_ENGINE = EngineSettings(detector=DetectorSettings(min_face=16.0, threads=1, full_scan_seconds=3.0))
 
 
 class _Strict(BaseModel):
@@ -156,10 +174,37 @@ class CameraConfig(_Strict):
         default_factory=lambda: list(DEFAULT_VIEWERS),
         description="roles that may watch it (admins always may)",
     )
-    width: int = Field(1280, ge=64, le=3840, description="output width of the veiled view")
-    height: int = Field(720, ge=64, le=2160, description="output height of the veiled view")
-    fps: float = Field(10.0, gt=0, le=60, description="frames per second of the veiled view")
     onvif: OnvifConfig | None = Field(None, description="real PTZ over ONVIF, if the camera has it")
+    engine: EngineSettings = Field(LIVE_ENGINE, description="this camera's engine: `[engine]`, overridden key by key")
+    live: LiveSettings = Field(LiveSettings(), description="this camera's live view: `[live]`, overridden key by key")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _view_keys(cls, data: Any) -> Any:
+        """`width`, `height` and `fps` may still be given beside `name` (as before `[cameras.live]`)."""
+        if isinstance(data, dict) and any(key in data for key in VIEW_KEYS):
+            data = dict(data)
+            live = dict(data.get("live") or {})
+            for key in VIEW_KEYS:
+                if key in data:
+                    live.setdefault(key, data.pop(key))
+            data["live"] = live
+        return data
+
+    @property
+    def width(self) -> int:
+        """Output width of the veiled view."""
+        return self.live.width
+
+    @property
+    def height(self) -> int:
+        """Output height of the veiled view."""
+        return self.live.height
+
+    @property
+    def fps(self) -> float:
+        """Frames per second of the veiled view."""
+        return self.live.fps
 
     @field_validator("source")
     @classmethod
@@ -175,16 +220,6 @@ class CameraConfig(_Strict):
         from veilwatch.sources.urls import scrub
 
         return scrub(self.source)
-
-
-class LiveDetectorConfig(_Strict):
-    """Detector settings for live cameras (the same fields as `veilwatch anonymize`)."""
-
-    # One inference thread per camera (cameras share the cores); faces from 16 px; the fine
-    # level searches wherever the picture moves on every frame, so the full pass can be slow.
-    detector: DetectorSettings = DetectorSettings(min_face=16.0, threads=1, full_scan_seconds=3.0)
-    tracker: TrackerSettings = TrackerSettings()
-    veil: VeilSettings = VeilSettings()
 
 
 class VaultConfig(_Strict):
@@ -258,11 +293,28 @@ class AuditConfig(_Strict):
 class ServeConfig(_Strict):
     """Everything `veilwatch serve` needs."""
 
-    server: ServerConfig = ServerConfig()
-    engine: LiveDetectorConfig = LiveDetectorConfig()
-    vault: VaultConfig = VaultConfig()
-    audit: AuditConfig = AuditConfig()
-    cameras: list[CameraConfig] = Field(default_factory=list)
+    server: ServerConfig = Field(ServerConfig(), description="where and how the monitoring room listens")
+    engine: EngineSettings = Field(LIVE_ENGINE, description="every camera's engine unless `[cameras.engine]` says")
+    live: LiveSettings = Field(LiveSettings(), description="every camera's live view unless `[cameras.live]` says")
+    vault: VaultConfig = Field(VaultConfig(), description="the key vault (raw faces kept sealed, K-of-N unmasking)")
+    audit: AuditConfig = Field(AuditConfig(), description="the tamper-evident log")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="the cameras, one `[[cameras]]` each")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _camera_defaults(cls, data: Any) -> Any:
+        """Each camera's `engine` and `live` tables override the top-level ones key by key."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        engine = merge_tables(LIVE_ENGINE.model_dump(exclude_defaults=True), data.get("engine"))
+        live = data.get("live")
+        if isinstance(data.get("engine", {}), dict):
+            data["engine"] = engine
+        cameras = data.get("cameras")
+        if isinstance(cameras, list):
+            data["cameras"] = [_camera_with_defaults(camera, engine, live) for camera in cameras]
+        return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> ServeConfig:
@@ -277,21 +329,58 @@ class ServeConfig(_Strict):
         return next((c for c in self.cameras if c.name == name), None)
 
 
-def load_config(path: Path) -> ServeConfig:
-    """Read and validate a TOML config; any problem is one ConfigError line naming the key."""
+def _camera_with_defaults(camera: Any, engine: dict[str, Any], live: Any) -> Any:
+    if not isinstance(camera, dict):
+        return camera
+    camera = dict(camera)
+    camera["engine"] = merge_tables(engine, camera.get("engine"))
+    if isinstance(live, dict):
+        camera["live"] = merge_tables(live, camera.get("live"))
+    return camera
+
+
+def merge_tables(base: dict[str, Any], override: Any) -> Any:
+    """`override` laid over `base`, sub-table by sub-table (a non-table override is left for validation to refuse)."""
+    if override is None:
+        return dict(base)
+    if not isinstance(override, dict):
+        return override
+    merged = dict(base)
+    for key, value in override.items():
+        below = merged.get(key)
+        merged[key] = merge_tables(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's data; a missing or unreadable file is one ConfigError line."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError("config file not found", path=str(path)) from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config: {exc}", path=str(path)) from exc
-    return parse_config(data, origin=str(path))
+
+
+def load_config(path: Path) -> ServeConfig:
+    """Read and validate a TOML config; any problem is one ConfigError line naming the key."""
+    return parse_config(read_toml(path), origin=str(path))
 
 
 def parse_config(data: dict[str, object], *, origin: str | None = None) -> ServeConfig:
     """Validate config data; errors name the offending key path (e.g. cameras.1.source)."""
+    return validated(ServeConfig, data, origin)
+
+
+def load_anonymize_config(path: Path, overrides: dict[str, Any] | None = None) -> AnonymizeSettings:
+    """`anonymize --config`: the file's settings with `overrides` (the command line's flags) laid over them."""
+    return validated(AnonymizeSettings, merge_tables(read_toml(path), overrides), str(path))
+
+
+def validated(model: type[M], data: Any, origin: str | None) -> M:
+    """`data` validated as `model`; errors are one ConfigError line naming the offending key path."""
     try:
-        return ServeConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"

@@ -96,20 +96,50 @@ class VideoOutputSettings(_Strict):
     keep_audio: bool = Field(False, description="copy the audio track (off by default: voices identify people)")
 
 
-class AnonymizeSettings(_Strict):
-    """Everything `veilwatch anonymize` needs, validated once."""
+class EngineSettings(_Strict):
+    """The veiling engine: how faces are found, followed and hidden (`anonymize` and `serve` alike)."""
 
-    detector: DetectorSettings = DetectorSettings()
-    tracker: TrackerSettings = TrackerSettings()
-    veil: VeilSettings = VeilSettings()
-    video: VideoOutputSettings = VideoOutputSettings()
-    keep_metadata: bool = Field(False, description="keep EXIF/XMP/container tags (off: everything is stripped)")
-    jpeg_quality: int = Field(95, ge=1, le=100, description="quality of JPEG/WebP outputs")
-    report: bool = Field(False, description="collect per-frame boxes, scores and track ids")
+    detector: DetectorSettings = Field(DetectorSettings(), description="how faces are found")
+    tracker: TrackerSettings = Field(TrackerSettings(), description="how faces are followed through misses (video)")
+    veil: VeilSettings = Field(VeilSettings(), description="how a face is hidden")
 
     @model_validator(mode="after")
-    def _check(self) -> AnonymizeSettings:
+    def _check(self) -> EngineSettings:
         d = self.detector
         if d.max_face is not None and d.max_face <= d.min_face:
             raise ValueError(f"max_face ({d.max_face}) must exceed min_face ({d.min_face})")
         return self
+
+
+class AnonymizeSettings(EngineSettings):
+    """Everything `veilwatch anonymize` needs, validated once: the engine, plus how outputs are written."""
+
+    video: VideoOutputSettings = Field(VideoOutputSettings(), description="how veiled video is encoded")
+    keep_metadata: bool = Field(False, description="keep EXIF/XMP/container tags (off: everything is stripped)")
+    jpeg_quality: int = Field(95, ge=1, le=100, description="quality of JPEG/WebP outputs")
+    report: bool = Field(
+        False, description="collect per-frame boxes, scores and track ids (set by `--report FILE`, not in a file)"
+    )
+
+
+class LiveSettings(_Strict):
+    """How one camera's live view is made (`[live]`, and per camera `[cameras.live]`)."""
+
+    width: int = Field(1280, ge=16, le=3840, description="output width of the veiled view (px)")
+    height: int = Field(720, ge=16, le=2160, description="output height of the veiled view (px)")
+    fps: float = Field(10.0, gt=0, le=60, description="frames per second of the veiled view (the source is thinned)")
+    jpeg_quality: int = Field(80, ge=1, le=100, description="JPEG quality of the frames viewers get")
+    deadline_s: float = Field(
+        0.5, gt=0, le=10, description="a frame not veiled this long after its capture is withheld, never shown"
+    )
+    max_queue: int = Field(
+        2, ge=1, le=100, description="captured frames waiting to be veiled; beyond, the oldest is dropped"
+    )
+    restart_backoff_s: float = Field(
+        0.5, gt=0, le=60, description="first wait before a crashed veiler is rebuilt (it doubles on each failure)"
+    )
+    max_restart_backoff_s: float = Field(
+        10.0, gt=0, le=600, description="longest wait before a crashed veiler is rebuilt"
+    )
+    stats_window: int = Field(300, ge=1, le=100_000, description="frames over which latencies are summarised")
+    join_timeout_s: float = Field(10.0, gt=0, le=120, description="wait at most this long for a thread to stop")

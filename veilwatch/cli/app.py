@@ -8,16 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
-from pydantic import BaseModel
 
 from veilwatch import __version__
 from veilwatch.errors import VeilwatchError
 from veilwatch.settings import (
     AnonymizeSettings,
-    DetectorSettings,
-    TrackerSettings,
-    VeilSettings,
-    VideoOutputSettings,
 )
 
 if TYPE_CHECKING:
@@ -47,16 +42,12 @@ def _root(
     """veilwatch: veil every face, watch the watchers."""
 
 
-def _default(model: type[BaseModel], field: str) -> Any:
-    """A setting's default, so the command line and the settings model never disagree."""
-    return model.model_fields[field].default
-
-
 VeilChoice = Literal["blur", "mosaic", "solid"]
 ShapeChoice = Literal["box", "ellipse"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 PrecisionChoice = Literal["int8", "fp32"]
 EngineChoice = Literal["local", "ray"]
+FLAG_NAMES = {"method": "--veil", "jpeg_quality": "--quality"}  # settings named otherwise on the command line
 
 
 @app.command()
@@ -71,64 +62,42 @@ def anonymize(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
     in_place: Annotated[bool, typer.Option(help="Replace the inputs themselves with their veiled versions.")] = False,
-    veil: Annotated[VeilChoice, typer.Option(help="How faces are hidden.")] = _default(VeilSettings, "method"),
-    shape: Annotated[ShapeChoice, typer.Option(help="Veil the whole box or the inscribed ellipse.")] = _default(
-        VeilSettings, "shape"
-    ),
-    box_scale: Annotated[float, typer.Option(help="Veil this many times each detected box (≥ 1).")] = _default(
-        VeilSettings, "box_scale"
-    ),
+    veil: Annotated[VeilChoice | None, typer.Option(help="How faces are hidden.")] = None,
+    shape: Annotated[ShapeChoice | None, typer.Option(help="Veil the whole box or the inscribed ellipse.")] = None,
+    box_scale: Annotated[float | None, typer.Option(help="Veil this many times each detected box (≥ 1).")] = None,
     box_drop: Annotated[
-        float,
+        float | None,
         typer.Option(help="Extend veils down by this share of the face height (chin and mouth identify too)."),
-    ] = _default(VeilSettings, "box_drop"),
-    threshold: Annotated[float, typer.Option(help="Detector score above which a face is veiled.")] = _default(
-        DetectorSettings, "threshold"
-    ),
-    min_face: Annotated[float, typer.Option(help="Smallest face height (px) the search is sized for.")] = _default(
-        DetectorSettings, "min_face"
-    ),
-    max_face: Annotated[float | None, typer.Option(help="Ignore detections taller than this (px).")] = _default(
-        DetectorSettings, "max_face"
-    ),
-    max_upscale: Annotated[float, typer.Option(help="Largest enlargement used to find small faces.")] = _default(
-        DetectorSettings, "max_upscale"
-    ),
+    ] = None,
+    threshold: Annotated[float | None, typer.Option(help="Detector score above which a face is veiled.")] = None,
+    min_face: Annotated[float | None, typer.Option(help="Smallest face height (px) the search is sized for.")] = None,
+    max_face: Annotated[float | None, typer.Option(help="Ignore detections taller than this (px).")] = None,
+    max_upscale: Annotated[float | None, typer.Option(help="Largest enlargement used to find small faces.")] = None,
     full_scan_seconds: Annotated[
-        float,
+        float | None,
         typer.Option(help="Video: search every region at every scale at least this often (0: every frame)."),
-    ] = _default(DetectorSettings, "full_scan_seconds"),
-    hold_seconds: Annotated[float, typer.Option(help="Video: keep veiling a face this long after a miss.")] = _default(
-        TrackerSettings, "hold_seconds"
-    ),
+    ] = None,
+    hold_seconds: Annotated[
+        float | None, typer.Option(help="Video: keep veiling a face this long after a miss.")
+    ] = None,
     lookback_seconds: Annotated[
-        float, typer.Option(help="Video: also veil a face this long before it was first detected.")
-    ] = _default(TrackerSettings, "lookback_seconds"),
-    model: Annotated[Path | None, typer.Option(help="A CenterFace-compatible ONNX file to use instead.")] = _default(
-        DetectorSettings, "model"
-    ),
-    device: Annotated[DeviceChoice, typer.Option(help="Where inference runs.")] = _default(DetectorSettings, "device"),
+        float | None, typer.Option(help="Video: also veil a face this long before it was first detected.")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="A CenterFace-compatible ONNX file to use instead.")] = None,
+    device: Annotated[DeviceChoice | None, typer.Option(help="Where inference runs.")] = None,
     precision: Annotated[
-        PrecisionChoice, typer.Option(help="CPU inference with the 8-bit model (made once, cached) or in float.")
-    ] = _default(DetectorSettings, "precision"),
+        PrecisionChoice | None, typer.Option(help="CPU inference with the 8-bit model (made once, cached) or in float.")
+    ] = None,
     keep_audio: Annotated[
-        bool, typer.Option(help="Keep the audio track (dropped by default: voices identify).")
-    ] = _default(VideoOutputSettings, "keep_audio"),
-    keep_metadata: Annotated[bool, typer.Option(help="Keep EXIF/XMP/container tags (stripped by default).")] = _default(
-        AnonymizeSettings, "keep_metadata"
-    ),
-    codec: Annotated[str, typer.Option(help="Video encoder (any PyAV/FFmpeg encoder).")] = _default(
-        VideoOutputSettings, "codec"
-    ),
-    crf: Annotated[int, typer.Option(help="Video quality, 0–51, lower is better.")] = _default(
-        VideoOutputSettings, "crf"
-    ),
-    preset: Annotated[str, typer.Option(help="Encoder speed preset (x264/x265).")] = _default(
-        VideoOutputSettings, "preset"
-    ),
-    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1–100.")] = _default(
-        AnonymizeSettings, "jpeg_quality"
-    ),
+        bool | None, typer.Option(help="Keep the audio track (dropped by default: voices identify).")
+    ] = None,
+    keep_metadata: Annotated[
+        bool | None, typer.Option(help="Keep EXIF/XMP/container tags (stripped by default).")
+    ] = None,
+    codec: Annotated[str | None, typer.Option(help="Video encoder (any PyAV/FFmpeg encoder).")] = None,
+    crf: Annotated[int | None, typer.Option(help="Video quality, 0–51, lower is better.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Encoder speed preset (x264/x265).")] = None,
+    quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality, 1–100.")] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -144,41 +113,40 @@ def anonymize(
         str | None,
         typer.Option(help="--engine ray: join this Ray cluster (e.g. HOST:6379, auto) instead of starting one."),
     ] = None,
-    threads: Annotated[int, typer.Option(help="Inference threads per worker (0: share the cores).")] = _default(
-        DetectorSettings, "threads"
-    ),
+    threads: Annotated[int | None, typer.Option(help="Inference threads per worker (0: share the cores).")] = None,
     report: Annotated[
         Path | None, typer.Option(help="Write per-frame boxes, scores and track ids to this JSON file.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML settings ([detector], [tracker], [veil], [video], …); flags given override it."),
+    ] = None,
 ) -> None:
     """Veil every face in photos and videos, and strip their metadata."""
-    from pydantic import ValidationError
 
     from veilwatch.cli.anonymize import run
 
-    try:
-        settings = AnonymizeSettings(
-            detector=DetectorSettings(
-                model=model,
-                threshold=threshold,
-                min_face=min_face,
-                max_face=max_face,
-                max_upscale=max_upscale,
-                full_scan_seconds=full_scan_seconds,
-                threads=threads,
-                device=device,
-                precision=precision,
-            ),
-            tracker=TrackerSettings(hold_seconds=hold_seconds, lookback_seconds=lookback_seconds),
-            veil=VeilSettings(method=veil, shape=shape, box_scale=box_scale, box_drop=box_drop),
-            video=VideoOutputSettings(codec=codec, crf=crf, preset=preset, keep_audio=keep_audio),
-            keep_metadata=keep_metadata,
-            jpeg_quality=quality,
-            report=report is not None,
-        )
-    except ValidationError as exc:
-        _fail(_validation_line(exc), 2)
+    flags: dict[str, Any] = {
+        "detector": {
+            "model": model,
+            "threshold": threshold,
+            "min_face": min_face,
+            "max_face": max_face,
+            "max_upscale": max_upscale,
+            "full_scan_seconds": full_scan_seconds,
+            "threads": threads,
+            "device": device,
+            "precision": precision,
+        },
+        "tracker": {"hold_seconds": hold_seconds, "lookback_seconds": lookback_seconds},
+        "veil": {"method": veil, "shape": shape, "box_scale": box_scale, "box_drop": box_drop},
+        "video": {"codec": codec, "crf": crf, "preset": preset, "keep_audio": keep_audio},
+        "keep_metadata": keep_metadata,
+        "jpeg_quality": quality,
+        "report": report is not None,
+    }
+    settings = _anonymize_settings(flags, config)
     if workers is not None and workers < 1:
         _fail("--workers must be at least 1", 2)
     if address is not None and engine != "ray":
@@ -198,6 +166,43 @@ def anonymize(
         )
     )
     raise typer.Exit(code)
+
+
+def _anonymize_settings(flags: dict[str, Any], config: Path | None) -> AnonymizeSettings:
+    """The settings file's, if any, with the flags given laid over them."""
+    from pydantic import ValidationError
+
+    from veilwatch.config import load_anonymize_config
+
+    given = _given(flags)
+    try:
+        settings = AnonymizeSettings.model_validate(given)  # a bad flag is named as a flag
+    except ValidationError as exc:
+        _fail(_flag_line(exc), 2)
+    if config is None:
+        return settings
+    try:
+        return load_anonymize_config(config, given)
+    except VeilwatchError as exc:
+        _fail(exc.one_line(), exc.exit_code)
+
+
+def _flag_line(exc: ValidationError) -> str:
+    """A bad flag's error line, naming it as typed (`--box-scale`, not veil.box_scale)."""
+    first = exc.errors()[0]
+    field = str(first["loc"][-1]) if first["loc"] else ""
+    flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+    return f"invalid option {flag}: {first['msg']}" if field else f"invalid options: {first['msg']}"
+
+
+def _given(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags that were given (not None), sub-table by sub-table."""
+    given: dict[str, Any] = {}
+    for key, flag in flags.items():
+        value = _given(flag) if isinstance(flag, dict) else flag
+        if value is not None and value != {}:
+            given[key] = value
+    return given
 
 
 @app.command()
@@ -529,12 +534,6 @@ def _guarded(action: Callable[[], int]) -> int:
         _fail(exc.one_line(), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted; no partial output was left under a final name", 130)
-
-
-def _validation_line(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"invalid option {where}: {first['msg']}"
 
 
 def _fail(message: str, code: int) -> NoReturn:

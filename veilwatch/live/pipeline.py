@@ -17,7 +17,9 @@ does the same once the head is still, and withholds every frame captured while i
 
 Sinks (the recorder) get each published veiled frame's RGB pixels, read-only, on the veil thread:
 they must not block (hand the frame to a bounded queue of their own); one that raises is counted
-and skipped.
+and skipped. Raw faces never ride with them: the unveiled pixels under the veils go, as
+`RawFacePixels`, only to the one `raw_faces` channel the assembly code connects to the face
+sealer (and are not even cut out when nothing is connected).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from veilwatch.live.ptz import PTZView, view_pixels
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import outermost
+from veilwatch.settings import LiveSettings
 from veilwatch.sources.base import CapturedFrame, Source, SourceState
 from veilwatch.sources.urls import scrub
 
@@ -54,39 +57,12 @@ T = TypeVar("T")
 # (output width, output height, frame rate) → a fresh veiler for one live stream.
 VeilerFactory = Callable[[int, int, float], FrameVeiler]
 Sink = Callable[["VeiledOutput"], None]
+RawFaceSink = Callable[["RawFacePixels"], None]  # connect only to the sealer, which encrypts at once
 
 FPS_WINDOW_S = 5.0  # frame rates are measured over this many recent seconds
 RATE_TOLERANCE = 0.25  # a frame up to this share of a period early still counts as due
 PLACEHOLDER_GREY = 96
 SOURCE_RETRY_S = 1.0  # wait before reading a source again whose iterator ended or raised
-
-
-@dataclass(frozen=True)
-class LiveSettings:
-    """How one camera's live view is made."""
-
-    width: int = 1280
-    height: int = 720
-    fps: float = 10.0
-    jpeg_quality: int = 80
-    deadline_s: float = 0.5
-    max_queue: int = 2
-    restart_backoff_s: float = 0.5
-    max_restart_backoff_s: float = 10.0
-    stats_window: int = 300  # frames over which latencies are summarised
-    # Hand sinks the unveiled pixels under each veil too (for the sealed face store, which
-    # encrypts them at once); off, no raw pixel ever leaves the veil thread.
-    keep_raw_faces: bool = False
-    join_timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.width < 16 or self.height < 16:
-            raise ValueError(f"live output must be at least 16×16, got {self.width}×{self.height}")
-        if not (self.fps > 0 and self.deadline_s > 0 and self.max_queue >= 1 and 1 <= self.jpeg_quality <= 100):
-            raise ValueError(
-                f"live settings out of range: fps {self.fps} (> 0), deadline_s {self.deadline_s} (> 0), "
-                f"max_queue {self.max_queue} (≥ 1), jpeg_quality {self.jpeg_quality} (1..100)"
-            )
 
 
 @dataclass(frozen=True)
@@ -115,9 +91,17 @@ class VeiledOutput:
     published_at: float  # time.monotonic()
     wall_time: float  # time.time() of capture
     view: PTZView
-    # The unveiled pixels under each veil, only when `keep_raw_faces` is on: a sink must seal
-    # them (encrypt) before anything touches the disk.
-    raw_faces: tuple[RawRegion, ...] = ()
+
+
+@dataclass(frozen=True)
+class RawFacePixels:
+    """UNVEILED pixels under one published frame's veils, for the face sealer only (never shown or stored clear)."""
+
+    camera: str
+    seq: int  # the published frame's seq (as in its VeiledOutput)
+    source_seq: int
+    wall_time: float  # time.time() of capture
+    regions: tuple[RawRegion, ...]
 
 
 @dataclass(frozen=True)
@@ -223,12 +207,15 @@ class CameraPipeline:
         veilers: Engine | VeilerFactory,
         settings: LiveSettings | None = None,
         sinks: Sequence[Sink] = (),
+        *,
+        raw_faces: RawFaceSink | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.settings = settings or LiveSettings()
         self._make_veiler = engine_veilers(veilers) if isinstance(veilers, Engine) else veilers
         self._sinks = list(sinks)
+        self._raw_sink = raw_faces
         self._queue: DropOldestQueue[CapturedFrame] = DropOldestQueue(self.settings.max_queue)
         self._stop = threading.Event()
         self._lifecycle = _Lifecycle.NEW
@@ -449,7 +436,7 @@ class CameraPipeline:
             raise VeilingError(f"a live veiler must return each frame at once, returned {len(ready)}")
         veiled = ready[0].frame.pixels
         veiled.flags.writeable = False  # sinks share it
-        raw_faces = _raw_faces(pixels, veiler, ready[0].veiled_boxes) if self.settings.keep_raw_faces else ()
+        raw_faces = _raw_faces(pixels, veiler, ready[0].veiled_boxes) if self._raw_sink is not None else ()
         return veiled, self._jpeg(veiled), detector_ms, raw_faces
 
     def _veiler_for(self, key: tuple[int, int, int]) -> FrameVeiler | None:
@@ -549,19 +536,22 @@ class CameraPipeline:
         view: PTZView,
         raw_faces: tuple[RawRegion, ...],
     ) -> None:
-        if not self._sinks:
-            return
         wall = time.time() - (time.monotonic() - captured.captured_at)
         output = VeiledOutput(
-            self.name, frame.seq, captured.seq, pixels, captured.captured_at, frame.published_at, wall, view, raw_faces
+            self.name, frame.seq, captured.seq, pixels, captured.captured_at, frame.published_at, wall, view
         )
         for sink in self._sinks:
-            try:
-                sink(output)
-            except Exception as exc:  # a failing sink must not stop the live view
-                with self._stats_lock:
-                    self._counters.sink_errors += 1
-                log.warning("camera %s: sink failed: %s: %s", self.name, type(exc).__name__, scrub(str(exc)))
+            self._deliver(sink, output)
+        if self._raw_sink is not None:
+            self._deliver(self._raw_sink, RawFacePixels(self.name, frame.seq, captured.seq, wall, raw_faces))
+
+    def _deliver(self, sink: Callable[[T], None], item: T) -> None:
+        try:
+            sink(item)
+        except Exception as exc:  # a failing sink must not stop the live view
+            with self._stats_lock:
+                self._counters.sink_errors += 1
+            log.warning("camera %s: sink failed: %s: %s", self.name, type(exc).__name__, scrub(str(exc)))
 
     def _note_error(self, message: str) -> None:
         with self._stats_lock:

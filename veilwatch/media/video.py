@@ -1,10 +1,6 @@
-"""Video in and out with PyAV.
+"""Video in with PyAV: upright RGB frames with their original timestamps, and the file's timing.
 
-The reader yields upright RGB frames with their original timestamps. The writer encodes them
-with the same time base and timestamps (so variable frame rates, start offsets and duration
-survive), puts back the display rotation of the input, and writes nothing else of the input:
-no container or stream tags, no data, subtitle or attachment streams, and audio only on request
-(voices identify people, so audio is dropped by default).
+Encoding (files, recordings, clips) is `veilwatch.media.encode`'s.
 """
 
 from __future__ import annotations
@@ -15,23 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from veilwatch.errors import CorruptInputError, OutputError, UnsupportedInputError, VeilwatchError
+from veilwatch.errors import CorruptInputError, UnsupportedInputError, VeilwatchError
 from veilwatch.frames import Frame, Image
 from veilwatch.media.limits import check_frame_size
-from veilwatch.settings import VideoOutputSettings
 
 log = logging.getLogger(__name__)
 
-# Encoder options by codec: which quality/speed knobs each understands.
-_CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libvpx", "libsvtav1", "libaom-av1"}
-_PRESET_CODECS = {"libx264", "libx265"}
-# Containers that cannot hold H.264, and the encoder used there when none was asked for.
-_CONTAINER_CODEC = {"webm": "libvpx-vp9", "ogg": "libtheora"}
 # Most frames a file may lack compared with its own index before it counts as truncated.
 TRUNCATION_SLACK = 2
 # Most seconds a file's video may end before the duration its header announces, beyond the
@@ -57,13 +46,7 @@ class VideoInfo:
     container_format: str
 
 
-def encoder_for(codec: str, container_format: str) -> str:
-    """The encoder used for `codec` in a container of this (FFmpeg) format: H.264 cannot go into WebM or Ogg."""
-    fmt = container_format.split(",", maxsplit=1)[0]
-    return _CONTAINER_CODEC[fmt] if codec == "libx264" and fmt in _CONTAINER_CODEC else codec
-
-
-def _rotation_steps(rotation: int) -> int:
+def rotation_steps(rotation: int) -> int:
     """Quarter turns (counter-clockwise) that make a coded picture upright."""
     return round(rotation / 90) % 4
 
@@ -80,7 +63,7 @@ class VideoReader:
         except av.error.FileNotFoundError as exc:
             raise CorruptInputError("file vanished before it could be read") from exc
         except Exception as exc:  # the demuxing boundary: whatever FFmpeg or PyAV raise on a hostile file
-            raise CorruptInputError(f"cannot open as video ({_reason(exc)})") from exc
+            raise CorruptInputError(f"cannot open as video ({reason(exc)})") from exc
         if not self._container.streams.video:
             self._container.close()
             raise UnsupportedInputError("no video stream in this file")
@@ -117,7 +100,7 @@ class VideoReader:
             raise
         except Exception as exc:  # the decoding boundary: whatever FFmpeg or PyAV raise on a hostile file
             self._container.close()
-            raise CorruptInputError(f"cannot decode the first frame ({_reason(exc)})") from exc
+            raise CorruptInputError(f"cannot decode the first frame ({reason(exc)})") from exc
         if first is None:
             self._container.close()
             raise CorruptInputError("no frame could be decoded")
@@ -129,7 +112,7 @@ class VideoReader:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         time_base = stream.time_base or Fraction(1, 90000)
         width, height = ctx.width, ctx.height
-        if _rotation_steps(rotation) % 2:
+        if rotation_steps(rotation) % 2:
             width, height = height, width
         duration = float(stream.duration * time_base) if stream.duration else None
         if duration is None and self._container.duration:
@@ -156,7 +139,7 @@ class VideoReader:
 
     def frames(self) -> Iterator[Frame]:
         """Every frame in presentation order; raises CorruptInputError on damage or truncation."""
-        steps = _rotation_steps(self.info.rotation)
+        steps = rotation_steps(self.info.rotation)
         index = 0
         end_s: float | None = None
         last_corrupt = False
@@ -172,7 +155,7 @@ class VideoReader:
                 last_corrupt = bool(decoded.is_corrupt)
         except Exception as exc:  # the decoding boundary: whatever FFmpeg or PyAV raise mid-stream
             short = self._shortfall(index, end_s)
-            raise CorruptInputError(f"{short or f'damaged video after frame {index}'} ({_reason(exc)})") from exc
+            raise CorruptInputError(f"{short or f'damaged video after frame {index}'} ({reason(exc)})") from exc
         short = self._shortfall(index, end_s) or (
             f"truncated video: its last frame (frame {index}) is incomplete" if last_corrupt else None
         )
@@ -252,156 +235,10 @@ def _cut_short(path: Path, container_format: str) -> str | None:
             if not tail.endswith(GIF_TRAILER):
                 return "truncated GIF: the file ends before its trailer"
     except OSError as exc:
-        return f"cannot read the file ({_reason(exc)})"
+        return f"cannot read the file ({reason(exc)})"
     return None
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return " ".join(str(text).split())[:200]
-
-
-class VideoWriter:
-    """Encodes upright RGB frames into a new file with the input's timing and rotation."""
-
-    def __init__(
-        self,
-        path: Path,
-        info: VideoInfo,
-        settings: VideoOutputSettings,
-        *,
-        container_format: str | None = None,
-        audio_template: Any = None,
-        metadata: dict[str, str] | None = None,
-    ) -> None:
-        import av
-
-        self._path = path
-        self._info = info
-        self._steps_back = (4 - _rotation_steps(info.rotation)) % 4
-        try:
-            self._container = av.open(str(path), mode="w", format=container_format, options={"fflags": "+bitexact"})
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise OutputError(f"cannot create video file ({_reason(exc)})", path=str(path)) from exc
-        try:
-            self._stream = self._add_video_stream(settings)
-            self._audio = self._container.add_stream_from_template(audio_template) if audio_template else None
-        except BaseException:
-            self._container.close()
-            raise
-        if metadata:
-            self._container.metadata.update(metadata)
-        self._frames_written = 0
-
-    def _add_video_stream(self, settings: VideoOutputSettings) -> Any:
-        import av
-
-        codec = encoder_for(settings.codec, self._container.format.name)
-        try:
-            stream = cast("av.VideoStream", self._container.add_stream(codec, rate=self._info.rate))
-        except (av.error.FFmpegError, ValueError, KeyError) as exc:
-            raise OutputError(f"unknown or unusable video encoder {codec!r} ({_reason(exc)})") from exc
-        coded_w, coded_h = self._info.width, self._info.height
-        if self._steps_back % 2:
-            coded_w, coded_h = coded_h, coded_w
-        stream.width, stream.height = coded_w - coded_w % 2, coded_h - coded_h % 2
-        stream.time_base = self._info.time_base
-        stream.codec_context.time_base = self._info.time_base
-        formats = [f.name for f in (stream.codec_context.codec.video_formats or [])]
-        stream.pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
-        options: dict[str, str] = {}
-        if codec in _CRF_CODECS:
-            options["crf"] = str(settings.crf)
-        if codec in _PRESET_CODECS:
-            options["preset"] = settings.preset
-        if codec.startswith("libvpx"):
-            options["b"] = "0"
-            options["deadline"] = "realtime"
-            options["cpu-used"] = "8"
-        stream.codec_context.options = options
-        if self._info.rotation:
-            stream.set_display_rotation(self._info.rotation)
-        return stream
-
-    def write(self, frame: Frame) -> None:
-        """Encode one upright RGB frame at its original timestamp."""
-        import av
-
-        pixels = frame.pixels
-        if self._steps_back:
-            pixels = np.ascontiguousarray(np.rot90(pixels, self._steps_back))
-        pixels = pixels[: self._stream.height, : self._stream.width]
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
-        video_frame.pts = self._pts(frame)
-        video_frame.time_base = self._info.time_base
-        if frame.duration and frame.time_base == self._info.time_base:
-            video_frame.duration = frame.duration  # keeps the last frame's length in VFR video
-        self._mux(self._encode(video_frame))
-        self._frames_written += 1
-
-    def _pts(self, frame: Frame) -> int:
-        if frame.pts is not None and frame.time_base == self._info.time_base:
-            return int(frame.pts)
-        if frame.pts is not None and frame.time_base is not None:
-            return round(frame.pts * frame.time_base / self._info.time_base)
-        return round(frame.index / self._info.rate / self._info.time_base)
-
-    def _encode(self, frame: Any) -> Any:
-        """The encoder's packets for a frame (None: flush); an encoder refusal is an OutputError."""
-        import av
-
-        try:
-            return self._stream.encode(frame)
-        except av.error.FFmpegError as exc:  # e.g. timestamps a damaged input left out of order
-            raise OutputError(f"cannot encode the veiled video ({_reason(exc)})") from exc
-
-    def _mux(self, packets: Any) -> None:
-        import av
-
-        try:
-            self._container.mux(packets)
-        except (av.error.FFmpegError, OSError) as exc:
-            # No path: the caller names the input (the temporary file's name would mean nothing to the user).
-            raise OutputError(f"cannot write the veiled video ({_reason(exc)})") from exc
-
-    def copy_audio(self, source: Path) -> None:
-        """Copy the first audio stream of `source` packet by packet (no re-encoding)."""
-        import av
-
-        if self._audio is None:
-            return
-        with av.open(str(source), mode="r", metadata_errors="ignore") as container:
-            audio_in = container.streams.audio[0]
-            try:
-                for packet in container.demux(audio_in):
-                    if packet.dts is None:
-                        continue
-                    packet.stream = self._audio
-                    self._mux(packet)
-            except av.error.FFmpegError as exc:
-                raise CorruptInputError(f"damaged audio ({_reason(exc)})", path=str(source)) from exc
-
-    def close(self) -> None:
-        """Flush the encoder and finish the file."""
-        try:
-            self._mux(self._encode(None))
-        finally:
-            self._container.close()
-
-    def abandon(self) -> None:
-        """Close without flushing (the caller deletes the file)."""
-        try:
-            self._container.close()
-        except Exception as exc:
-            log.debug("closing abandoned output: %s", exc)
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abandon()

@@ -13,7 +13,7 @@ from veilwatch.detection.scanner import FaceScanner
 from veilwatch.detection.schedule import ScheduledScanner
 from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import Veil
-from veilwatch.settings import AnonymizeSettings
+from veilwatch.settings import AnonymizeSettings, EngineSettings
 from veilwatch.tracking.tracker import FaceTracker, TrackerConfig
 
 DEFAULT_FPS = 25.0  # assumed when a stream does not say
@@ -35,7 +35,7 @@ class VideoTiming:
     restart_every: int | None  # the scan schedule starts afresh at multiples of this index (files only)
 
 
-def video_timing(settings: AnonymizeSettings, rate: Fraction, *, live: bool = False) -> VideoTiming:
+def video_timing(settings: EngineSettings, rate: Fraction, *, live: bool = False) -> VideoTiming:
     """Frame spans for a stream at this frame rate; hold-over and look-back always span a scan period."""
     fps = float(rate) if rate else DEFAULT_FPS
     period = max(1, round(settings.detector.full_scan_seconds * fps))
@@ -48,7 +48,7 @@ def video_timing(settings: AnonymizeSettings, rate: Fraction, *, live: bool = Fa
 class Engine:
     """One loaded detector plus the settings to veil images and video streams with it."""
 
-    def __init__(self, settings: AnonymizeSettings) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         detector = settings.detector
         self.network = CenterFace(
@@ -111,3 +111,11 @@ class Engine:
             match_iou=tracking.match_iou,
             low_score_hold_frames=min(timing.hold, timing.scan_period),
         )
+
+
+def output_settings(engine: Engine) -> AnonymizeSettings:
+    """How an engine's files are written: its own settings for `anonymize`, else the defaults."""
+    settings = engine.settings
+    if isinstance(settings, AnonymizeSettings):
+        return settings
+    return AnonymizeSettings(detector=settings.detector, tracker=settings.tracker, veil=settings.veil)

@@ -1,9 +1,7 @@
 """One input file → one veiled output file: images and videos.
 
-A video runs as four overlapping stages: decode (background thread) → detect and track (this
-thread; ONNX Runtime uses its own worker threads) → veil (background thread) → encode (background
-thread). Any error aborts the file: the temporary output is deleted, so no partly veiled or
-unveiled file remains. Frames reach the encoder only through the veil stage.
+A video runs through `veil_stream` (decode → detect and track → veil → encode, overlapping). Any
+error aborts the file: the temporary output is deleted, so no partly veiled or unveiled file remains.
 """
 
 from __future__ import annotations
@@ -19,15 +17,13 @@ from typing import Any
 from veilwatch.errors import InputNotFoundError
 from veilwatch.frames import Frame
 from veilwatch.media.atomic import atomic_output
+from veilwatch.media.encode import VideoWriter
 from veilwatch.media.images import format_for_suffix, output_format, read_image, write_image
-from veilwatch.media.video import VideoReader, VideoWriter
-from veilwatch.pipeline.engine import Engine
+from veilwatch.media.video import VideoReader
+from veilwatch.pipeline.engine import Engine, output_settings
 from veilwatch.pipeline.report import StreamReport
+from veilwatch.pipeline.stream import veil_stream
 from veilwatch.pipeline.tasks import STDIO, MediaKind, Task
-from veilwatch.pipeline.threads import BackgroundConsumer, prefetch
-from veilwatch.pipeline.veiler import PlannedFrame
-
-QUEUE_DEPTH = 8
 
 Progress = Callable[[int, int], None]  # frames done, frames expected (0: unknown)
 
@@ -75,7 +71,7 @@ def run_task(task: Task, engine: Engine, progress: Progress) -> FileResult:
 def veil_image(task: Task, engine: Engine) -> FileResult:
     """Veil every face in one still image."""
     started = time.perf_counter()
-    settings = engine.settings
+    settings = output_settings(engine)
     source = sys.stdin.buffer.read() if task.source == STDIO else task.source
     loaded = read_image(source, keep_metadata=settings.keep_metadata)
     veiler = engine.image_veiler()
@@ -117,7 +113,7 @@ def veil_image(task: Task, engine: Engine) -> FileResult:
 def veil_video(task: Task, engine: Engine, progress: Progress) -> FileResult:
     """Veil every face in every frame of a video, keeping its timing and rotation."""
     started = time.perf_counter()
-    settings = engine.settings
+    settings = output_settings(engine)
     source = Path(task.source)
     with VideoReader(source) as reader:
         info = reader.info
@@ -125,39 +121,13 @@ def veil_video(task: Task, engine: Engine, progress: Progress) -> FileResult:
         report = StreamReport(settings.veil, keep_frames=settings.report)
         audio = reader.audio_template() if settings.video.keep_audio else None
         metadata = reader.container_metadata() if settings.keep_metadata else None
-        with atomic_output(Path(task.output), overwrite=task.overwrite) as tmp:
-            writer = VideoWriter(tmp, info, settings.video, audio_template=audio, metadata=metadata)
-            encoder: BackgroundConsumer[Frame] = BackgroundConsumer(writer.write, QUEUE_DEPTH, "veilwatch-encode")
-
-            def veil_and_encode(planned: PlannedFrame) -> None:
-                veiled = veiler.apply(planned)
-                report.add(veiled)
-                encoder.put(veiled.frame)
-
-            veils: BackgroundConsumer[PlannedFrame] = BackgroundConsumer(veil_and_encode, QUEUE_DEPTH, "veilwatch-veil")
-            count = 0
-
-            def emit(planned: list[PlannedFrame]) -> None:
-                nonlocal count
-                for frame in planned:
-                    veils.put(frame)
-                    count += 1
-                progress(count, info.frames)
-
-            try:
-                for frame in prefetch(reader.frames, QUEUE_DEPTH, "veilwatch-decode"):
-                    emit(veiler.plan(frame))
-                emit(veiler.plan_rest())
-                veils.close()
-                encoder.close()
-                if audio is not None:
-                    writer.copy_audio(source)
-                writer.close()
-            except BaseException:
-                veils.abort()
-                encoder.abort()
-                writer.abandon()
-                raise
+        with (
+            atomic_output(Path(task.output), overwrite=task.overwrite) as tmp,
+            VideoWriter(tmp, info, settings.video, audio_template=audio, metadata=metadata) as writer,
+        ):
+            count = veil_stream(reader.frames, veiler, writer.write, report, lambda done: progress(done, info.frames))
+            if audio is not None:
+                writer.copy_audio(source)
     tracker = veiler.tracker
     tracks = tracker.all_tracks() if tracker is not None else []
     return FileResult(

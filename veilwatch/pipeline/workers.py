@@ -3,7 +3,8 @@
 FFmpeg can crash (not raise) on some damaged files. Each worker process loads the model once and
 takes tasks one at a time over a pipe; if it dies mid-task, that task fails with a clear line, a
 fresh worker takes its place, and the other files carry on. Workers share the CPU cores: each
-gets `cores / workers` inference threads unless told otherwise.
+gets `cores / workers` inference threads unless told otherwise. Workers speak the protocol of
+`pipeline/protocol.py`, as Ray's actors do.
 """
 
 from __future__ import annotations
@@ -15,45 +16,33 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from veilwatch.errors import InternalError, VeilwatchError, WorkerCrashedError
+from veilwatch.errors import VeilwatchError, WorkerCrashedError
+from veilwatch.pipeline.protocol import (
+    Event,
+    Failed,
+    Finished,
+    JobDone,
+    JobFailed,
+    JobKey,
+    JobMismatch,
+    JobProgress,
+    Progress,
+    WholeJob,
+    WorkerFatal,
+    WorkerMessage,
+    WorkerReady,
+)
+from veilwatch.pipeline.runner import JobRunner
 from veilwatch.pipeline.tasks import Task
 from veilwatch.settings import AnonymizeSettings
 
+__all__ = ["Event", "Failed", "Finished", "Progress", "run_tasks", "worker_settings"]
+
 PROGRESS_INTERVAL_S = 0.2
 STOP_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A worker's progress on a task."""
-
-    task_index: int
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A task that succeeded, with its result summary."""
-
-    task_index: int
-    summary: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Failed:
-    """A task that failed, with the one-line reason and exit code."""
-
-    task_index: int
-    message: str
-    exit_code: int
-
-
-Event = Progress | Finished | Failed
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -72,43 +61,25 @@ def _worker_main(conn: Connection, settings_json: str) -> None:
 
 
 def _serve(conn: Connection, settings_json: str) -> None:
-    from veilwatch.pipeline.engine import Engine
-    from veilwatch.pipeline.jobs import run_task
-
-    settings = AnonymizeSettings.model_validate_json(settings_json)
-    try:
-        engine = Engine(settings)
-    except VeilwatchError as exc:
-        conn.send(("fatal", exc.one_line(), exc.exit_code))
+    runner = JobRunner(AnonymizeSettings.model_validate_json(settings_json))
+    conn.send(runner.status)
+    if isinstance(runner.status, WorkerFatal):
         return
-    conn.send(("ready",))
     while True:
         message = conn.recv()
         if message is None:
             return
-        index, task = message
+        key, job = message
         last = 0.0
 
-        def progress(done: int, total: int, index: int = index) -> None:
+        def progress(done: int, total: int, key: JobKey = key) -> None:
             nonlocal last
             now = time.monotonic()
             if now - last >= PROGRESS_INTERVAL_S:
                 last = now
-                conn.send(("progress", index, done, total))
+                conn.send(JobProgress(key, done, total))
 
-        try:
-            result = run_task(task, engine, progress)
-        except VeilwatchError as exc:
-            if exc.path is None:
-                exc.path = task.source
-            conn.send(("failed", index, exc.one_line(), exc.exit_code))
-        except MemoryError:
-            conn.send(("failed", index, f"{task.source}: out of memory", 1))
-        except Exception as exc:  # a bug, not the file's fault: one line, and this worker serves on
-            crash = InternalError.wrap(exc, task.source)
-            conn.send(("failed", index, crash.one_line(), crash.exit_code))
-        else:
-            conn.send(("done", index, result.summary()))
+        conn.send(runner.run(key, job, progress))
 
 
 class _Worker:
@@ -175,7 +146,7 @@ def _dispatch(pool: list[_Worker], pending: deque[int], tasks: list[Task]) -> No
         if worker.ready and worker.task is None and pending:
             worker.task = pending.popleft()
             worker.source = tasks[worker.task].source
-            worker.conn.send((worker.task, tasks[worker.task]))
+            worker.conn.send(((worker.task, 0, "whole", 0), WholeJob(tasks[worker.task])))
 
 
 def _collect(
@@ -201,23 +172,23 @@ def _collect(
         pool.append(_Worker(context, settings_json))
 
 
-def _handle(worker: _Worker, message: tuple[Any, ...], pending: deque[int], on_event: Callable[[Event], None]) -> None:
-    kind = message[0]
-    if kind == "ready":
+def _handle(worker: _Worker, message: WorkerMessage, pending: deque[int], on_event: Callable[[Event], None]) -> None:
+    if isinstance(message, WorkerReady):
         worker.ready = True
-    elif kind == "progress":
-        on_event(Progress(message[1], message[2], message[3]))
-    elif kind == "done":
+    elif isinstance(message, JobProgress):
+        on_event(Progress(message.key[0], message.done, message.total))
+    elif isinstance(message, JobDone):
         worker.task = None
-        on_event(Finished(message[1], message[2]))
-    elif kind == "failed":
+        on_event(Finished(message.key[0], message.payload if isinstance(message.payload, dict) else {}))
+    elif isinstance(message, JobFailed | JobMismatch):
         worker.task = None
-        on_event(Failed(message[1], message[2], message[3]))
-    elif kind == "fatal":
+        failure = message if isinstance(message, JobFailed) else JobFailed(message.key, message.reason, 1)
+        on_event(Failed(failure.key[0], failure.message, failure.exit_code))
+    else:
         # The engine itself cannot start (e.g. a bad model): every task fails the same way.
         while pending:
-            on_event(Failed(pending.popleft(), message[1], message[2]))
-        raise _FatalWorkerError(message[1], message[2])
+            on_event(Failed(pending.popleft(), message.message, message.exit_code))
+        raise _FatalWorkerError(message.message, message.exit_code)
 
 
 class _FatalWorkerError(VeilwatchError):

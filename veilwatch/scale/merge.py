@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from veilwatch.scale.parts import PartResult
+from veilwatch.pipeline.protocol import PartResult
 from veilwatch.scale.split import Part
 
 Sighting = tuple[int, tuple[float, ...]]  # frame index, box as the records round it

@@ -15,23 +15,22 @@ with `--keep-metadata`: as the local engine's writer does.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from veilwatch.errors import CorruptInputError, OutputError
-from veilwatch.frames import Frame, VeiledFrame
+from veilwatch.frames import Frame
 from veilwatch.media.atomic import atomic_output
-from veilwatch.media.video import VideoInfo, VideoReader, VideoWriter, encoder_for
-from veilwatch.pipeline.engine import Engine
-from veilwatch.pipeline.jobs import QUEUE_DEPTH
+from veilwatch.media.encode import VideoWriter, encoder_for
+from veilwatch.media.video import VideoInfo, VideoReader
+from veilwatch.pipeline.engine import Engine, output_settings
+from veilwatch.pipeline.protocol import JoinJob, PartJob, PartResult
 from veilwatch.pipeline.report import StreamReport
-from veilwatch.pipeline.threads import BackgroundConsumer, prefetch
-from veilwatch.scale.split import Part
+from veilwatch.pipeline.stream import veil_stream
 from veilwatch.tracking.tracker import Track
 
 PART_FORMAT = "mp4"
@@ -39,33 +38,6 @@ PART_FORMAT = "mp4"
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "ipod", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 
 Progress = Callable[[int, int], None]  # frames written, frames to write
-
-
-@dataclass(frozen=True)
-class PartJob:
-    """Veil one part of a video into a part file."""
-
-    source: str
-    part: Part
-    pts: tuple[int, ...]  # timestamps of the frames [part.warm_start, part.stop)
-    seek_pts: int | None  # timestamp of the keyframe where decoding starts (None: the stream's start)
-    output: str  # the part file (in the run's scratch folder)
-    output_suffix: str  # extension of the final output (it decides the encoder)
-
-
-@dataclass(frozen=True)
-class PartResult:
-    """What one part found: the file summary's numbers for its frames, and its report records."""
-
-    number: int
-    frames: int
-    faces: int
-    tracks: int  # tracks first seen in this part's written frames
-    longest_tracked_gap: int
-    frame_records: list[dict[str, Any]] = field(default_factory=list)
-    # local track id → (frame of first sighting, first box as the records round it), for the
-    # driver to give a face one id across parts
-    track_firsts: dict[int, tuple[int, tuple[float, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,7 +61,7 @@ def veil_part(
     engine: Engine, job: PartJob, progress: Progress, on_frame: Callable[[int], None]
 ) -> PartResult | Mismatch:
     """Veil the written frames of one part into `job.output`; `on_frame(written)` runs after each."""
-    settings = engine.settings
+    settings = output_settings(engine)
     part = job.part
     source = Path(job.source)
     with VideoReader(source) as reader:
@@ -98,33 +70,19 @@ def veil_part(
     report = StreamReport(settings.veil, keep_frames=settings.report)
     codec = encoder_for(settings.video.codec, OUTPUT_FORMATS.get(job.output_suffix.lower(), PART_FORMAT))
     video = settings.video.model_copy(update={"codec": codec, "keep_audio": False})
-    written = 0
+
+    def done(written: int) -> None:
+        on_frame(written)
+        progress(written, part.written)
+
     try:
-        with atomic_output(Path(job.output), overwrite=True) as tmp:
-            writer = VideoWriter(tmp, info, video, container_format=PART_FORMAT)
-            encoder: BackgroundConsumer[Frame] = BackgroundConsumer(writer.write, QUEUE_DEPTH, "veilwatch-encode")
-
-            def emit(done: list[VeiledFrame]) -> None:
-                nonlocal written
-                for veiled in done:
-                    if part.start <= veiled.frame.index < part.end:
-                        report.add(veiled)
-                        encoder.put(veiled.frame)
-                        written += 1
-                        on_frame(written)
-                progress(written, part.written)
-
-            try:
-                frames = prefetch(lambda: _frames(source, info, job), QUEUE_DEPTH, "veilwatch-decode")
-                for frame in frames:
-                    emit(veiler.push(frame))
-                emit(veiler.finish())
-                encoder.close()
-                writer.close()
-            except BaseException:
-                encoder.abort()
-                writer.abandon()
-                raise
+        with (
+            atomic_output(Path(job.output), overwrite=True) as tmp,
+            VideoWriter(tmp, info, video, container_format=PART_FORMAT) as writer,
+        ):
+            written = veil_stream(
+                lambda: _frames(source, info, job), veiler, writer.write, report, done, range(part.start, part.end)
+            )
     except _IndexMismatchError as exc:
         return Mismatch(str(exc))
     tracks = veiler.tracker.all_tracks() if veiler.tracker is not None else []
@@ -173,16 +131,6 @@ def _frames(source: Path, info: VideoInfo, job: PartJob) -> Iterator[Frame]:
         except (av.error.FFmpegError, OSError, EOFError) as exc:
             raise CorruptInputError(f"damaged video after frame {index} ({exc})", path=str(source)) from exc
     raise _IndexMismatchError(f"decoded {index - part.warm_start} of {part.stop - part.warm_start} frames")
-
-
-@dataclass(frozen=True)
-class JoinJob:
-    """Remux the part files of one video, in order, into one output file."""
-
-    source: str
-    parts: tuple[str, ...]
-    first_pts: tuple[int, ...]  # each part's first timestamp, as the index says
-    output: str  # in the run's scratch folder; the driver renames it into place
 
 
 def join_parts(job: JoinJob, keep_audio: bool, keep_metadata: bool) -> None:
@@ -239,11 +187,3 @@ def _remux(out: Any, job: JoinJob, info: VideoInfo, audio_template: Any, metadat
                     out.mux(sound)
             except av.error.FFmpegError as exc:
                 raise CorruptInputError(f"damaged audio ({exc})", path=str(source)) from exc
-
-
-def crash_here(marker: Path) -> None:
-    """Test hook: end this process at once, as a killed worker would, unless `marker` exists."""
-    if marker.exists():
-        return
-    marker.touch()
-    os._exit(1)

@@ -31,10 +31,25 @@ from typing import Any
 from veilwatch.errors import ConfigError, OutputError, VeilwatchError, WorkerCrashedError
 from veilwatch.media.atomic import PART_PREFIX
 from veilwatch.pipeline.engine import video_timing
+from veilwatch.pipeline.protocol import (
+    Event,
+    Failed,
+    Finished,
+    Job,
+    JobDone,
+    JobFailed,
+    JobKey,
+    JobMismatch,
+    JoinJob,
+    Outcome,
+    PartJob,
+    PartResult,
+    Progress,
+    WholeJob,
+)
+from veilwatch.pipeline.runner import PartFrameHook
 from veilwatch.pipeline.tasks import Task
-from veilwatch.pipeline.workers import Event, Failed, Finished, Progress
 from veilwatch.scale.merge import merge_summary
-from veilwatch.scale.parts import JoinJob, PartJob, PartResult
 from veilwatch.scale.split import (
     JOINABLE_SUFFIXES,
     Part,
@@ -44,17 +59,7 @@ from veilwatch.scale.split import (
     read_index,
     target_part_frames,
 )
-from veilwatch.scale.worker import (
-    CrashOnce,
-    Job,
-    JobDone,
-    JobFailed,
-    JobKey,
-    JobMismatch,
-    Outcome,
-    VeilWorker,
-    WholeJob,
-)
+from veilwatch.scale.worker import VeilWorker
 from veilwatch.settings import AnonymizeSettings
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'veilwatch[ray]'"
@@ -73,7 +78,7 @@ class RayOptions:
     split: SplitPolicy = field(default_factory=SplitPolicy)
     actors_per_gpu: int = 4  # actors sharing one GPU (each decodes and encodes on its own CPU core)
     retries: int = 2  # restarts of a dead actor, and retries of the job it was running
-    crash: CrashOnce | None = None  # test hook only: make one worker die mid-part
+    on_part_frame: PartFrameHook | None = None  # called in the worker after each written frame of a part
 
 
 def load_ray() -> Any:
@@ -229,7 +234,7 @@ class _Run:
         settings = self._settings.model_copy(update={"detector": detector})
         retries = self._options.retries
         cls = self._ray.remote(max_restarts=retries, max_task_retries=retries, **resources)(VeilWorker)
-        return cls.remote(settings.model_dump_json(), self._options.crash)
+        return cls.remote(settings.model_dump_json(), self._options.on_part_frame)
 
     # --- planning -----------------------------------------------------------------------------
 

@@ -26,10 +26,11 @@ from veilwatch.config import CameraConfig, ServeConfig
 from veilwatch.errors import ConfigError, StorageError
 from veilwatch.live.control import ControlDesk, ControlEvent
 from veilwatch.live.onvif_ptz import OnvifPTZ
-from veilwatch.live.pipeline import CameraPipeline, LiveSettings, VeiledOutput
+from veilwatch.live.pipeline import CameraPipeline, RawFacePixels, RawFaceSink, VeiledOutput
 from veilwatch.live.presence import Presence
 from veilwatch.pipeline.engine import Engine
 from veilwatch.server.guards import RefusalTally
+from veilwatch.settings import EngineSettings
 from veilwatch.storage.actions import ActionLog, ActionRecord
 from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 REDACTED = "***"
 RETENTION_INTERVAL_S = 60.0
+EngineFactory = Callable[[EngineSettings], Engine]  # one engine (model) per distinct engine settings
 RECORDER_QUEUE = 30  # frames a recorder may fall behind before frames are dropped (and counted)
 
 
@@ -55,7 +57,9 @@ class RecorderSink:
     def __init__(self, recorder: SegmentRecorder, name: str, faces: FaceChunkWriter | None = None) -> None:
         self._recorder = recorder
         self._faces = faces
-        self._queue: queue.Queue[VeiledOutput | None] = queue.Queue(maxsize=RECORDER_QUEUE)
+        # A frame's raw faces travel behind it on the same queue: room for both.
+        depth = RECORDER_QUEUE * (2 if faces is not None else 1)
+        self._queue: queue.Queue[VeiledOutput | RawFacePixels | None] = queue.Queue(maxsize=depth)
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name=f"record-{name}", daemon=True)
         self._thread.start()
@@ -66,12 +70,23 @@ class RecorderSink:
         except queue.Full:
             self.dropped += 1
 
+    def seal(self, raw: RawFacePixels) -> None:
+        """The raw-face channel: a frame's unveiled face regions, for the sealed store only."""
+        if self._faces is None:
+            return
+        try:
+            self._queue.put_nowait(raw)
+        except queue.Full:
+            self.dropped += 1
+
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             try:
-                self._recorder.write(item.pixels, item.wall_time)
-                if self._faces is not None:
-                    self._faces.add(item.wall_time, item.raw_faces)
+                if isinstance(item, RawFacePixels):
+                    if self._faces is not None:
+                        self._faces.add(item.wall_time, item.regions)  # sealed before anything is written
+                else:
+                    self._recorder.write(item.pixels, item.wall_time)
             except Exception:  # a failing disk must not stop the live view
                 log.exception("recording failed")
 
@@ -115,7 +130,9 @@ class Services:
     witnessing: Witnessing | None = None  # asks [audit] witness_urls to cosign (C2SP tlog-witness)
 
     @classmethod
-    def start(cls, config: ServeConfig, *, engine_factory: Callable[[], Engine] | None = None) -> Services:
+    def start(
+        cls, config: ServeConfig, *, engine_factory: Callable[[EngineSettings], Engine] | None = None
+    ) -> Services:
         """Open storage, start every camera, and return the running services."""
         data_dir = config.server.data_dir
         db = _open_private(data_dir)
@@ -177,7 +194,7 @@ class Services:
                 services.stop()
                 raise
         try:
-            services._start_cameras(engine_factory or _live_engine(config))
+            services._start_cameras(engine_factory or Engine)
         except BaseException:
             services.stop()
             raise
@@ -202,12 +219,14 @@ class Services:
             vault=self.vault.digest().hex() if self.vault else None,
         )
 
-    def _start_cameras(self, engine_factory: Callable[[], Engine]) -> None:
+    def _start_cameras(self, engine_factory: EngineFactory) -> None:
         from veilwatch.sources.camera import open_source
 
-        engine = engine_factory()
+        engines: dict[EngineSettings, Engine] = {}  # cameras with the same engine settings share one model
         for camera in self.config.cameras:
+            engine = engines.get(camera.engine) or engines.setdefault(camera.engine, engine_factory(camera.engine))
             sinks = []
+            raw_faces: RawFaceSink | None = None  # only the sealed store ever gets raw faces
             keep_faces = camera.record and self.vault is not None
             if camera.record:
                 seconds = self.config.server.segment_seconds
@@ -215,8 +234,10 @@ class Services:
                 sink = RecorderSink(self._recorder(camera), camera.name, faces)
                 self.recorders[camera.name] = sink
                 sinks.append(sink)
-            settings = LiveSettings(width=camera.width, height=camera.height, fps=camera.fps, keep_raw_faces=keep_faces)
-            pipeline = CameraPipeline(camera.name, open_source(camera.source), engine, settings, sinks)
+                raw_faces = sink.seal if keep_faces else None
+            pipeline = CameraPipeline(
+                camera.name, open_source(camera.source), engine, camera.live, sinks, raw_faces=raw_faces
+            )
             self.cameras[camera.name] = pipeline
             if camera.onvif is not None:  # connects at the first move; a dead head never stops the room
                 timeout = camera.onvif.timeout_s
@@ -367,16 +388,6 @@ def _load_vault(config: ServeConfig) -> VaultPublic | None:
         return VaultPublic.from_json(data)
     except ValueError as exc:
         raise ConfigError(f"not a vault public file: {exc}", path=str(path)) from exc
-
-
-def _live_engine(config: ServeConfig) -> Callable[[], Engine]:
-    def build() -> Engine:
-        from veilwatch.settings import AnonymizeSettings
-
-        engine = config.engine
-        return Engine(AnonymizeSettings(detector=engine.detector, tracker=engine.tracker, veil=engine.veil))
-
-    return build
 
 
 def config_digest(config: ServeConfig) -> str:

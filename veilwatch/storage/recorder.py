@@ -27,15 +27,14 @@ import os
 import shutil
 import sqlite3
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy.exc import SQLAlchemyError
 
 from veilwatch.errors import ConfigError, StorageError
+from veilwatch.media.encode import TimedEncoder, TimedStream, check_encoder, fragmented_mp4
 from veilwatch.storage.recordings import SegmentIndex, check_camera, segment_path
 from veilwatch.storage.retention import free_space
 
@@ -44,13 +43,6 @@ __all__ = ["DEFAULT_MIN_FREE_BYTES", "SegmentRecorder"]
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_FREE_BYTES = 256 * 1024 * 1024
-TIME_BASE = Fraction(1, 90_000)  # the usual clock of video streams
-_CONTAINER_OPTIONS = {
-    "movflags": "frag_keyframe+empty_moov+default_base_moof",
-    # Hand each finished fragment to the OS at once, not when FFmpeg's I/O buffer fills.
-    "flush_packets": "1",
-}
-_X26X = {"libx264", "libx265"}
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _SQLITE_FULL = 13  # SQLite's "database or disk is full"
 _RETRY_AFTER_FULL_S = 1.0
@@ -62,13 +54,9 @@ class _Current:
 
     id: int
     path: Path
-    container: Any
-    stream: Any
+    encoder: TimedEncoder
     start_at: float
     last_at: float
-    last_key_at: float
-    last_pts: int = -1
-    frames: int = 0
 
 
 class SegmentRecorder:
@@ -103,17 +91,15 @@ class SegmentRecorder:
             raise ConfigError(f"frame size {width}x{height} is too small to encode")
         if min_free_bytes <= 0:
             raise ConfigError("min_free_bytes must be positive: it is how a full disk is told apart")
-        _check_encoder(codec)
+        if not check_encoder(codec):
+            raise ConfigError(f"unknown video encoder {codec!r}")
         self.camera = camera
         self._data_dir = data_dir
         self._index = index
         self._fps = fps
         self._size = (height, width)
         self._segment_s = segment_seconds
-        self._codec = codec
-        self._preset = preset
-        self._crf = crf
-        self._keyframe_s = keyframe_seconds
+        self._stream = TimedStream(width, height, fps, codec, preset, crf, keyframe_seconds, zero_latency=True)
         self._min_free = min_free_bytes
         self._current: _Current | None = None
         self._retry_at = -math.inf
@@ -176,7 +162,7 @@ class SegmentRecorder:
         path = self._index.absolute(rel)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            container, stream = self._open(path)
+            encoder = fragmented_mp4(path, self._stream)
         except BaseException as exc:
             self._settle(segment_id, keep=False)
             if not isinstance(exc, Exception):
@@ -185,7 +171,7 @@ class SegmentRecorder:
                 raise StorageError(f"cannot create a recording: {exc}", path=str(path)) from exc
             self._retry_at = at + _RETRY_AFTER_FULL_S
             return None
-        self._current = _Current(segment_id, path, container, stream, start_at=at, last_at=at, last_key_at=-math.inf)
+        self._current = _Current(segment_id, path, encoder, start_at=at, last_at=at)
         return self._current
 
     def _free_name(self, at: float) -> str:
@@ -199,70 +185,24 @@ class SegmentRecorder:
         free_space(self._index, self._data_dir, self._min_free)
         return shutil.disk_usage(self._data_dir).free >= self._min_free
 
-    def _open(self, path: Path) -> tuple[Any, Any]:
-        import av
-
-        try:
-            container = av.open(str(path), mode="w", format="mp4", options=dict(_CONTAINER_OPTIONS))
-        except av.error.FFmpegError as exc:
-            raise _as_os_error(exc) from exc
-        try:
-            rate = Fraction(self._fps).limit_denominator(1001)
-            stream = cast("av.VideoStream", container.add_stream(self._codec, rate=rate))
-            height, width = self._size
-            stream.width, stream.height = width - width % 2, height - height % 2  # 4:2:0 needs even sizes
-            stream.pix_fmt = "yuv420p"
-            stream.time_base = TIME_BASE
-            stream.codec_context.time_base = TIME_BASE
-            stream.codec_context.gop_size = max(1, math.ceil(self._fps * self._keyframe_s))
-            if self._codec in _X26X:
-                stream.codec_context.options = {
-                    "preset": self._preset,
-                    "crf": str(self._crf),
-                    "tune": "zerolatency",
-                    "forced-idr": "1",  # a forced keyframe is a real IDR, where a fragment can start
-                }
-        except BaseException:
-            container.close()
-            raise
-        return container, stream
-
     def _encode(self, current: _Current, pixels: npt.NDArray[np.uint8], at: float) -> None:
-        import av
-        from av.video.frame import PictureType
-
-        frame = av.VideoFrame.from_ndarray(
-            np.ascontiguousarray(pixels[: current.stream.height, : current.stream.width]), format="rgb24"
-        )
-        pts = max(round((at - current.start_at) / TIME_BASE), current.last_pts + 1)
-        frame.pts, frame.time_base = pts, TIME_BASE
-        if at - current.last_key_at >= self._keyframe_s:
-            frame.pict_type = PictureType.I  # by time, not frame count: the frame rate may vary
-            current.last_key_at = at
-        try:
-            current.container.mux(current.stream.encode(frame))
-        except av.error.FFmpegError as exc:
-            raise _as_os_error(exc) from exc
-        current.last_pts, current.last_at = pts, at
-        current.frames += 1
+        current.encoder.write(pixels, at)
+        current.last_at = at
 
     def _finish(self, current: _Current, end_at: float) -> None:
-        import av
-
         self._current = None
         try:
-            current.container.mux(current.stream.encode(None))
-            current.container.close()
+            current.encoder.close()
             _fsync(current.path)  # the row will say "complete": the bytes must be on disk first
-        except (av.error.FFmpegError, OSError) as exc:
-            if _is_disk_full(_as_os_error(exc)):
+        except OSError as exc:
+            if _is_disk_full(exc):
                 self._on_disk_full(current, current.last_at)
                 return
             self._abandon(current)
             self._settle(current.id, keep=True)
             raise StorageError(f"cannot finish a recording: {exc}", path=str(current.path)) from exc
         try:
-            self._index.finish(current.id, end_at, current.path.stat().st_size, current.frames)
+            self._index.finish(current.id, end_at, current.path.stat().st_size, current.encoder.frames)
         except SQLAlchemyError as exc:
             if not _index_full(exc):
                 raise
@@ -312,10 +252,7 @@ class SegmentRecorder:
 
     @staticmethod
     def _abandon(current: _Current) -> None:
-        try:
-            current.container.close()
-        except Exception as exc:  # closing after a failed write may fail too; the file is repaired next
-            log.debug("closing an abandoned segment: %s", exc)
+        current.encoder.abandon()  # the file is repaired (or deleted) by the caller
 
     def close(self) -> None:
         """Finish the segment being written (idempotent)."""
@@ -338,15 +275,6 @@ class SegmentRecorder:
         self.close()
 
 
-def _check_encoder(codec: str) -> None:
-    import av
-
-    try:
-        av.codec.Codec(codec, "w")
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise ConfigError(f"unknown video encoder {codec!r}") from exc
-
-
 def _index_full(exc: SQLAlchemyError) -> bool:
     """Whether SQLite failed because the disk is full."""
     orig = getattr(exc, "orig", None)
@@ -355,14 +283,6 @@ def _index_full(exc: SQLAlchemyError) -> bool:
 
 def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _DISK_FULL
-
-
-def _as_os_error(exc: BaseException) -> OSError:
-    # PyAV reports I/O failures as FFmpegError carrying the errno; one type is easier to handle.
-    if isinstance(exc, OSError):
-        return exc
-    code = getattr(exc, "errno", None)
-    return OSError(code if isinstance(code, int) else errno.EIO, str(exc))
 
 
 def _fsync(path: Path) -> None:
