@@ -104,17 +104,17 @@ def _finished(events: list[Event]) -> dict[int, dict[str, Any]]:
 
 
 def test_parts_are_cut_at_keyframes_and_warm_up_from_a_schedule_restart() -> None:
-    pts = tuple(range(0, 300 * 512, 512))
-    index = VideoIndex(pts, tuple(range(0, 300, 12)), Fraction(1, 12800), Fraction(25))
+    pts = tuple(range(0, 600 * 512, 512))
+    index = VideoIndex(pts, tuple(range(0, 600, 12)), Fraction(1, 12800), Fraction(25))
     timing = video_timing(SETTINGS, index.rate)
     parts = plan_parts(index, timing, 50, POLICY)
     assert len(parts) > 3
-    assert parts[0].start == 0 and parts[-1].end == 300 and parts[-1].stop == 300
+    assert parts[0].start == 0 and parts[-1].end == 600 and parts[-1].stop == 600
     for before, part in itertools.pairwise(parts):
         assert part.start == before.end and part.start in index.keyframes
         assert before.stop == before.end + timing.lookback
         assert part.warm_start % (timing.restart_every or 1) == 0
-        assert part.start - part.warm_start >= 2 * timing.memory
+        assert part.start - part.warm_start >= POLICY.warmup_memories * timing.memory
         assert part.seek_frame in index.keyframes and part.seek_frame <= part.warm_start
     # Too few keyframes (or too short a video) for two parts: the file stays whole.
     assert len(plan_parts(VideoIndex(pts, (0,), index.time_base, index.rate), timing, 50, POLICY)) == 1

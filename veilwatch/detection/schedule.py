@@ -54,6 +54,7 @@ from veilwatch.tracking.motion import SHRINK, CameraMotion, FrameView, Matrix, c
 CHANGE_SCALE = SHRINK  # change detection runs on the grey frame shrunk by this factor
 CHANGE_GREY_LEVELS = 12  # a shrunk pixel differing by more than this counts as changed
 REFRESH_PERIODS = 4  # an unchanged tile is searched again after this many scan periods
+MOTION_MAX_FACE_PX = 48.0  # the motion search keeps faces up to this tall in its own (enlarged) pixels
 MOTION_MARGIN_PX = 16  # live: the finest level searches around whatever moved, this far around it
 UNMOVED_MARGIN = 1.5  # a carried face is kept while this much of its surroundings is unchanged
 # The base level is searched in full once per scan period (a live stream, which has no look-back for
@@ -182,7 +183,11 @@ class ScheduledScanner:
         if self._motion_scale is not None and self._previous.thumb is not None:
             for x0, y0, x1, y1 in _regions(_changed_pixels(self._previous, view, self._whole), *self._size):
                 tile = ScanTile(0, self._motion_scale, x0, y0, x1, y1)
-                parts.append(self._scanner.scan(frame, tile, owned=False))
+                found = self._scanner.scan(frame, tile, owned=False)
+                # Small faces only: larger moving ones are the coarser levels' (searched where the
+                # picture changed), and what an enlarged level finds on moving bodies at larger sizes
+                # is mostly clutter (on facenet's crowd: veils on coats and bags).
+                parts.append(found.subset(found.heights * tile.scale <= MOTION_MAX_FACE_PX))
                 motion_cost += tile.cost
         self._previous.searched(self._frame, view, Detections())
         changes = [_changed_pixels(state, view, state.tile) for state in self._tiles]
@@ -191,7 +196,8 @@ class ScheduledScanner:
         carried = 0
         for i, state in enumerate(self._tiles):
             if i in due:
-                state.searched(self._frame, view, self._scanner.scan(frame, state.tile, still=state.last_scan is None))
+                first = state.last_scan is None and self._frame < self.period_frames
+                state.searched(self._frame, view, self._scanner.scan(frame, state.tile, still=first))
                 parts.append(state.found)
             elif not changed[i]:
                 parts.append(state.carried())
@@ -222,7 +228,11 @@ class ScheduledScanner:
             regions = [ScanTile(state.tile.level, state.tile.scale, *box) for box in grown]
             full = sum(r.cost for r in regions) > BASE_PARTIAL_SHARE * self._base_cost
         if full or changes is None:
-            found = [self._scanner.scan(frame, tile, still=state.thumb is None) for tile in self._base]
+            # The stream's first search of a region gets the stills' lower bar for large faces (a masked
+            # face on a still camera may otherwise wait for a better look); only then, not at every
+            # restart of the schedule, where it would mostly add clutter.
+            first = state.thumb is None and self._frame < self.period_frames
+            found = [self._scanner.scan(frame, tile, still=first) for tile in self._base]
             state.searched(self._frame, view, Detections.concat(found))
             return found, self._base_cost, len(self._base)
         parts = [_unmoved(state, changes)]

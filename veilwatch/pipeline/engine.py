@@ -18,6 +18,7 @@ from veilwatch.tracking.tracker import FaceTracker, TrackerConfig
 
 DEFAULT_FPS = 25.0  # assumed when a stream does not say
 MEMORY_FACTOR = 2  # tracks are remembered this many hold-over spans, for the unveiled-run audit
+LOW_SCORE_SHARE = 0.2  # doubtful tracks are held (and looked back) this share of a scan period
 SYNC_PERIODS = 4  # a file's scan schedule starts afresh every this many scan periods (see schedule.py)
 # Live streams get scan phases spaced by the golden ratio, so that any number of cameras take turns
 # with their costly searches instead of all doing them on the same frame.
@@ -109,7 +110,7 @@ class Engine:
             memory_frames=timing.memory,
             growth_per_frame=tracking.growth_per_frame,
             match_iou=tracking.match_iou,
-            low_score_hold_frames=min(timing.hold, timing.scan_period),
+            low_score_hold_frames=min(timing.hold, max(1, round(timing.scan_period * LOW_SCORE_SHARE))),
         )
 
 

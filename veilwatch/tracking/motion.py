@@ -32,6 +32,7 @@ CORNER_QUALITY = 0.01
 CORNER_SPACING = 6  # shrunk px between corners
 MIN_INLIERS = 24  # fewer agreeing corners than this: the motion is unknown
 MIN_INLIER_SHARE = 0.4
+RANSAC_SEED = 7
 RANSAC_PX = 0.75  # shrunk px: a corner agreeing closer than this is an inlier
 # Below these the camera counts as still (the shift of a still camera's estimate is noise, and
 # carrying findings along it would only resample them).
@@ -225,6 +226,10 @@ def _fit(previous: Grey, current: Grey, corners: npt.NDArray[np.float32]) -> Mat
     if int(ok.sum()) < MIN_INLIERS:
         return None
     src, dst = corners.reshape(-1, 2)[ok], moved.reshape(-1, 2)[ok]
+    # RANSAC draws from OpenCV's per-thread generator, whose state depends on what ran before on that
+    # thread; seeded per call, the same frames give the same motion in any process (a Ray part
+    # measures what the whole run measures).
+    cv2.setRNGSeed(RANSAC_SEED)
     matrix, inliers = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=500, confidence=0.995
     )

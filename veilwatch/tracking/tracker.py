@@ -36,6 +36,7 @@ MAX_SIZE_RATE = 0.03  # ... and grows or shrinks by at most this share per frame
 MAX_SIZE_CHANGE = 0.2  # ... and a prediction changes its log size by at most this much
 MAX_GROWTH = 1.5  # a held box grows at most to this many times its size
 DUPLICATE_COVERAGE = 0.6  # a held box this much under a box seen in the frame is the same face
+STEADY_SIGHTINGS = 3  # a low-scoring track seen this often is held in full
 LOW_SCORE = 0.3  # a track never scoring above this is held for at most a scan period (it is most likely clutter)
 
 
@@ -127,7 +128,7 @@ class TrackerConfig:
     memory_frames: int
     growth_per_frame: float
     match_iou: float
-    low_score_hold_frames: int = 1 << 30  # hold-over of tracks that never scored above LOW_SCORE
+    low_score_hold_frames: int = 1 << 30  # hold-over and look-back of tracks that never scored above LOW_SCORE
 
 
 class FaceTracker:
@@ -270,8 +271,13 @@ class FaceTracker:
         if frame < shot_first or (shot_end is not None and frame >= shot_end):
             return False
         hold, lookback = self._config.hold_frames, self._config.lookback_frames
-        if track.peak_score <= LOW_SCORE:
+        if track.peak_score <= LOW_SCORE and len(track.frames) < STEADY_SIGHTINGS:
+            # Doubtful tracks seen once or twice (mostly clutter the detector flickers on) are veiled
+            # briefly around their sightings: on facenet's crowd, held and looked back over whole
+            # seconds, they veiled a fifth of the picture. A real face, even one that scores low, is
+            # sighted again (carried, or found by the motion search) and then held in full.
             hold = min(hold, self._config.low_score_hold_frames)
+            lookback = min(lookback, self._config.low_score_hold_frames)
         since = frame - track.frames[i - 1] if i > 0 else None
         until = track.frames[i] - frame if i < len(track.frames) else None
         if since is not None and since <= hold:
