@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from veilwatch.config import CameraConfig, ServeConfig, ServerConfig
 from veilwatch.room.room import Room, open_room
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle, is_public
+from veilwatch.storage.actions import ActionKind
 from veilwatch.storage.users import Role
 
 PASSWORD = "correct horse battery"
@@ -239,3 +241,12 @@ def test_recordings_are_staff_only_and_playable(app_client: TestClient, services
     assert app_client.get("/api/cameras/hall/recordings").status_code == 403
     assert app_client.get(f"/api/recordings/{int(segments[0]['id'])}.mp4").status_code == 403
     assert "playback" in {a.kind for a in services.records.actions.recent(50)}
+
+
+def test_the_log_holds_only_action_kinds(app_client: TestClient, services: Room) -> None:
+    login(app_client, "otto")
+    wait_for_frame(app_client, "hall")
+    audit = services.records.audit
+    kinds = {json.loads(entry)["kind"] for entry in audit.entries(0, audit.size())}
+    assert {"config.load", "login", "view.snapshot"} <= kinds
+    assert kinds <= set(ActionKind)
