@@ -116,20 +116,7 @@ class UnmaskDesk:
     ) -> StoredRequest:
         """Make, log and store a request (faces touching `region`, or all); VaultError with one line if refused."""
         now = self._clock()
-        reason = " ".join(reason.split())
-        if len(reason) < MIN_REASON:
-            raise VaultError(f"state a reason (at least {MIN_REASON} characters)")
-        if len(reason) > MAX_REASON:
-            raise VaultError(f"state the reason in at most {MAX_REASON} characters")
-        if not start >= 0:  # also NaN; a day before 1970 (or before year 1) has no key
-            raise VaultError("the time range must start after 1970 (UTC seconds)")
-        if not end > start:
-            raise VaultError("the time range is empty: 'end' must come after 'start'")
-        if end - start > MAX_RANGE_S:
-            raise VaultError(f"one request covers at most {MAX_RANGE_S / 60:.0f} minutes")
-        if start > now:
-            raise VaultError("the time range lies in the future")
-        end = min(end, now)  # nothing is recorded after now
+        reason, end = _checked_request(reason, start, end, now)
         request, private = new_request(
             self.vault,
             camera=camera,
@@ -366,3 +353,21 @@ def _check_bundle(info: BundleInfo, vault: VaultPublic) -> None:
             f"this share file asks for more Argon2 work than the server does (at most t={most.time_cost}, "
             f"m={most.memory_kib} KiB, p={most.parallelism}): approve with `veilwatch vault approve`"
         )
+
+
+def _checked_request(reason: str, start: float, end: float, now: float) -> tuple[str, float]:
+    """The reason with its spaces tidied, and the end cut at now; VaultError when either cannot be asked for."""
+    reason = " ".join(reason.split())
+    if len(reason) < MIN_REASON:
+        raise VaultError(f"state a reason (at least {MIN_REASON} characters)")
+    if len(reason) > MAX_REASON:
+        raise VaultError(f"state the reason in at most {MAX_REASON} characters")
+    if not start >= 0:  # also NaN; a day before 1970 (or before year 1) has no key
+        raise VaultError("the time range must start after 1970 (UTC seconds)")
+    if not end > start:
+        raise VaultError("the time range is empty: 'end' must come after 'start'")
+    if end - start > MAX_RANGE_S:
+        raise VaultError(f"one request covers at most {MAX_RANGE_S / 60:.0f} minutes")
+    if start > now:
+        raise VaultError("the time range lies in the future")
+    return reason, min(end, now)  # nothing is recorded after now

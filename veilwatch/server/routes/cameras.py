@@ -142,6 +142,13 @@ def cameras() -> APIRouter:
         recorder.record(ActionKind.VIEW_SNAPSHOT, viewer.name, viewer.role, camera.name)
         return Response(published.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
+    _steering(router)
+    return router
+
+
+def _steering(router: APIRouter) -> None:
+    """Routes of turn-taking and steering."""
+
     @router.post("/{name}/control/request")
     def request_control(camera: ViewedCamera, viewer: CurrentViewer) -> ControlOut:
         return control_out(steerable(camera).seat.request(camera.name, viewer.name, viewer.role), viewer)
@@ -170,8 +177,6 @@ def cameras() -> APIRouter:
         recorder.record(ActionKind.PTZ_MOVE, viewer.name, viewer.role, camera.name, **steps)  # logged, then done
         pipeline.set_view(view)
         return SteerOut(ptz="digital", pan=view.pan, tilt=view.tilt, zoom=view.zoom)
-
-    return router
 
 
 def steer_head(

@@ -96,6 +96,13 @@ def recordings() -> APIRouter:
             raise HTTPException(404, "no such recording") from exc
         return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
+    _exporting(router)
+    return router
+
+
+def _exporting(router: APIRouter) -> None:
+    """Routes of exports: make one, fetch its files."""
+
     @router.post("/cameras/{name}/exports")
     async def export(camera: ViewedCamera, body: ExportBody, viewer: CurrentViewer, exports: ExportsDep) -> ExportOut:
         if not may_export(viewer.role):
@@ -130,8 +137,6 @@ def recordings() -> APIRouter:
         name = f"{found.export_id}.{found.kind}"
         headers = {"Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{name}"'}
         return FileResponse(found.path, media_type=media, headers=headers)
-
-    return router
 
 
 def _may_play(viewer: Viewer) -> None:

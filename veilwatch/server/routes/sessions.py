@@ -104,6 +104,13 @@ def sessions() -> APIRouter:
             raise HTTPException(400, str(exc)) from exc
         return _session_response(store, server, user, request)
 
+    _session_routes(router)
+    return router
+
+
+def _session_routes(router: APIRouter) -> None:
+    """Routes of an open session: log out, and who am I."""
+
     @router.post("/logout")
     def logout(viewer: CurrentViewer, recorder: RecorderDep, store: SessionsDep) -> JSONResponse:
         recorder.record(ActionKind.LOGOUT, viewer.name, viewer.role)
@@ -115,8 +122,6 @@ def sessions() -> APIRouter:
     @router.get("/me")
     def me(viewer: CurrentViewer) -> MeOut:
         return MeOut(name=viewer.name, role=viewer.role, csrf=viewer.csrf_token, staff=viewer.staff)
-
-    return router
 
 
 def _throttle_keys(request: Request, name: str) -> tuple[str, str]:

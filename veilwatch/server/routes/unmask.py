@@ -103,6 +103,13 @@ def unmask() -> APIRouter:
             raise HTTPException(404, exc.one_line()) from exc
         return Response(canonical, media_type="application/json", headers=_attachment(f"unmask-{request_id}.json"))
 
+    _approving(router)
+    return router
+
+
+def _approving(router: APIRouter) -> None:
+    """Routes that hand in approvals and fetch the clip."""
+
     @router.post("/api/unmask/{request_id}/approvals")
     async def hand_in(
         request_id: str, request: Request, viewer: CurrentViewer, desk: UnmaskDeskDep, store: UnmasksDep
@@ -141,8 +148,6 @@ def unmask() -> APIRouter:
         except VaultError as exc:
             raise HTTPException(404, exc.one_line()) from exc
         return Response(found.data, media_type="video/mp4", headers=_attachment(f"unmasked-{request_id}.mp4"))
-
-    return router
 
 
 def _region(stored: StoredRequest) -> list[int] | None:
