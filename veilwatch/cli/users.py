@@ -101,7 +101,7 @@ def set_role(name: str, role: str, config: Path | None, data_dir: Path | None) -
     with open_books(config, data_dir) as room:
         before = _known(room.users, name)
         # Named if either role is staff: a visitor made operator becomes a public watcher.
-        shown = role if before == "visitor" else before
+        shown = role if before == Role.VISITOR else before
         _log(room, ActionKind.USER_ROLE, name, shown, role_given=role)
         room.users.set_role(name, Role(role))
     print(f"{name} is now {role}; their sessions have ended")
