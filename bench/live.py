@@ -42,7 +42,7 @@ from PIL import Image
 from veilwatch.config import LIVE_ENGINE, ServerConfig
 from veilwatch.live.pipeline import CameraPipeline, CameraStats, PublishedFrame
 from veilwatch.pipeline.engine import Engine
-from veilwatch.server.services import RecorderSink
+from veilwatch.room.cameras import RecorderSink
 from veilwatch.settings import AnonymizeSettings, LiveSettings
 from veilwatch.sources.demo import DemoSource
 from veilwatch.storage.db import Database
@@ -131,7 +131,7 @@ class Recording:
             self.vault = create_vault(holders, 2, datetime.now(UTC).date(), days=2, kdf=light)[0]
 
     def sink(self, name: str) -> RecorderSink:
-        """A recorder sink for one camera, as Services builds it."""
+        """A recorder sink for one camera, as open_room builds it."""
         recorder = SegmentRecorder(name, Path(self.folder.name), self.segments, 10.0, 1280, 720, preset=self.preset)
         faces = None
         if self.vault is not None:

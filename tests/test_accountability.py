@@ -27,9 +27,9 @@ from veilwatch.audit.merkle import leaf_hash, verify_inclusion
 from veilwatch.audit.note import Checkpoint, Verifier, open_note
 from veilwatch.clips.export import ExportError, verify_export
 from veilwatch.config import CameraConfig, ServeConfig, ServerConfig, VaultConfig
+from veilwatch.room.room import Room, open_room
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle, is_public
-from veilwatch.server.services import Services
 from veilwatch.storage.users import Role
 from veilwatch.vault.bundle import HolderSpec, KdfParams, create_vault
 from veilwatch.vault.unmask import UnmaskRequest, approve
@@ -54,28 +54,28 @@ def shares(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes]]
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory, shares: tuple[Path, list[bytes]]) -> Iterator[Services]:
+def services(tmp_path_factory: pytest.TempPathFactory, shares: tuple[Path, list[bytes]]) -> Iterator[Room]:
     cameras = [
         CameraConfig(name="hall", source="demo:walkers?seed=1&people=3", location="Hall", purpose="safety"),
         CameraConfig(name="vault", source="demo:walkers?seed=2&people=2", viewers=["operator"], steerable=False),
     ]
     server = ServerConfig(data_dir=tmp_path_factory.mktemp("room"), segment_seconds=2)
-    running = Services.start(ServeConfig(server=server, vault=VaultConfig(public_file=shares[0]), cameras=cameras))
+    running = open_room(ServeConfig(server=server, vault=VaultConfig(public_file=shares[0]), cameras=cameras))
     for name, role in (("ada", Role.ADMIN), ("otto", Role.OPERATOR), ("vera", Role.VISITOR)):
-        running.users.add(name, PASSWORD, role)
+        running.records.users.add(name, PASSWORD, role)
     deadline = time.time() + 40
     while not _segments(running) and time.time() < deadline:
         time.sleep(0.3)
     yield running
-    running.stop()
+    running.close()
 
 
-def _segments(services: Services, camera: str = "hall") -> list[Any]:
+def _segments(services: Room, camera: str = "hall") -> list[Any]:
     return [s for s in services.segments.list(camera, 0, time.time()) if s.status == "complete"]
 
 
 @pytest.fixture()
-def client(services: Services) -> TestClient:
+def client(services: Room) -> TestClient:
     return TestClient(create_app(services, throttle=LoginThrottle(free=50)), base_url=LOOPBACK)
 
 
@@ -83,16 +83,16 @@ def _login(client: TestClient, name: str) -> str:
     return login_as(client, name, PASSWORD)
 
 
-def _new_kinds(services: Services, before: int) -> list[str]:
-    return [json.loads(entry)["kind"] for entry in services.audit.entries(before, services.audit.size())]
+def _new_kinds(services: Room, before: int) -> list[str]:
+    return [
+        json.loads(entry)["kind"] for entry in services.records.audit.entries(before, services.records.audit.size())
+    ]
 
 
 # --- every action leaves a leaf -------------------------------------------------------------------
 
 
-def _actions(
-    services: Services, shares: tuple[Path, list[bytes]]
-) -> dict[tuple[str, str], tuple[Callable[..., Any], str]]:
+def _actions(services: Room, shares: tuple[Path, list[bytes]]) -> dict[tuple[str, str], tuple[Callable[..., Any], str]]:
     """Each action route: how to call it (logged in as ada, the admin) and the leaf kind it must leave."""
     segment = _segments(services)[0]
     start, end = segment.start_at, segment.end_at
@@ -181,7 +181,7 @@ def _stream_once(client: TestClient) -> Any:
 
 
 def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
-    client: TestClient, services: Services, shares: tuple[Path, list[bytes]]
+    client: TestClient, services: Room, shares: tuple[Path, list[bytes]]
 ) -> None:
     actions = _actions(services, shares)
     app_routes = {
@@ -194,7 +194,7 @@ def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
     assert app_routes == set(actions), "a state-changing or media route without an entry in this table"
     _login(client, "ada")
     for (method, path), (call, kind) in actions.items():
-        before = services.audit.size()
+        before = services.records.audit.size()
         response = call(client)
         kinds = _new_kinds(services, before)
         if kind:
@@ -206,7 +206,7 @@ def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
     stopped = _new_kinds(services, 0)
     assert "view.stop" in stopped and "config.load" in stopped
     # The records name actions, never secrets: no password or passphrase in any leaf.
-    everything = b"".join(services.audit.entries(0, services.audit.size()))
+    everything = b"".join(services.records.audit.entries(0, services.records.audit.size()))
     assert PASSWORD.encode() not in everything and b"passphrase of" not in everything
     # Visitors are members of the public: the public log names them only by a keyed pseudonym.
     assert b'"vera"' not in everything and b"visitor-" in everything
@@ -215,15 +215,15 @@ def test_every_action_route_leaves_its_leaf_before_it_takes_effect(
     assert all(not is_public(route.endpoint) for route in routes if getattr(route, "path", "") == "/api/unmask")
 
 
-def test_refusals_are_logged_too(client: TestClient, services: Services) -> None:
+def test_refusals_are_logged_too(client: TestClient, services: Room) -> None:
     # A client of its own: anonymous refusals make one leaf per client a minute (the rest are counted).
     client = TestClient(client.app, base_url=LOOPBACK, client=("192.0.2.241", 50000))
-    before = services.audit.size()
+    before = services.records.audit.size()
     typo = client.post("/api/login", json={"name": "hunter2-my-password", "password": "whatever it is"})
     assert typo.status_code == 401
-    failed = json.loads(services.audit.entries(before, before + 1)[0])
+    failed = json.loads(services.records.audit.entries(before, before + 1)[0])
     assert failed["kind"] == "login.failed" and failed["details"]["attempt"].startswith("attempt-")
-    assert b"hunter2" not in b"".join(services.audit.entries(before, services.audit.size()))
+    assert b"hunter2" not in b"".join(services.records.audit.entries(before, services.records.audit.size()))
     assert client.get("/api/cameras").status_code == 401
     _login(client, "vera")
     assert client.get("/api/cameras/vault/snapshot.jpg").status_code == 404  # not hers: logged, answered as missing
@@ -232,8 +232,8 @@ def test_refusals_are_logged_too(client: TestClient, services: Services) -> None
     assert kinds.count("auth.denied") >= 3
 
 
-def test_a_path_that_leads_nowhere_leaves_no_leaf(client: TestClient, services: Services) -> None:
-    before = services.audit.size()
+def test_a_path_that_leads_nowhere_leaves_no_leaf(client: TestClient, services: Room) -> None:
+    before = services.records.audit.size()
     # Every browser on the public page asks for /favicon.ico; scanners ask for anything. No route, no leaf:
     # else anyone could grow the log for ever and write what they like into it.
     assert client.get("/favicon.ico").status_code == 404
@@ -241,26 +241,26 @@ def test_a_path_that_leads_nowhere_leaves_no_leaf(client: TestClient, services: 
     assert client.get("/" + "anything-typed-in/" * 10).status_code == 404
     fresh = TestClient(client.app, base_url=LOOPBACK, client=("192.0.2.242", 50000))  # its first refusal
     assert fresh.get("/api/cameras").status_code == 401  # a real route still refuses, and is logged
-    entries = b"".join(services.audit.entries(before, services.audit.size()))
+    entries = b"".join(services.records.audit.entries(before, services.records.audit.size()))
     assert b"favicon" not in entries and b"wp-login" not in entries and b"anything-typed-in" not in entries
     assert b'"path":"/api/cameras"' in entries
 
 
-def test_a_log_that_cannot_append_refuses_the_action(client: TestClient, services: Services) -> None:
+def test_a_log_that_cannot_append_refuses_the_action(client: TestClient, services: Room) -> None:
     _login(client, "otto")
     client.post("/api/cameras/hall/control/takeover")
-    view = services.cameras["hall"].view
+    view = services.cameras["hall"].pipeline.view
     trigger = "CREATE TRIGGER no_room BEFORE INSERT ON audit_leaves BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-    services.db.write(lambda s: s.execute(text(trigger)))
+    services.records.db.write(lambda s: s.execute(text(trigger)))
     try:
         moved = client.post("/api/cameras/hall/ptz", json={"pan": 0.5})
         assert moved.status_code == 503 and "log" in moved.json()["detail"]
-        assert services.cameras["hall"].view == view  # not steered: the move was never logged
+        assert services.cameras["hall"].pipeline.view == view  # not steered: the move was never logged
         login = client.post("/api/login", json={"name": "vera", "password": PASSWORD})
         assert login.status_code == 503 and "set-cookie" not in login.headers  # no session without its leaf
         assert client.get("/api/cameras/hall/snapshot.jpg").status_code == 503  # no picture either
     finally:
-        services.db.write(lambda s: s.execute(text("DROP TRIGGER no_room")))
+        services.records.db.write(lambda s: s.execute(text("DROP TRIGGER no_room")))
     assert client.post("/api/cameras/hall/ptz", json={"pan": 0.1}).status_code == 200
     client.post("/api/cameras/hall/control/release")
 
@@ -274,7 +274,7 @@ def test_a_log_that_cannot_append_refuses_the_action(client: TestClient, service
     ],
 )
 def test_an_unacceptable_unmask_request_is_one_line_4xx(
-    client: TestClient, services: Services, change: dict[str, Any], message: str
+    client: TestClient, services: Room, change: dict[str, Any], message: str
 ) -> None:
     _login(client, "otto")
     segment = _segments(services)[0]
@@ -293,28 +293,28 @@ def test_first_run_set_up_makes_no_admin_without_its_leaf(tmp_path: Path) -> Non
     from veilwatch.pipeline.engine import Engine
 
     config = ServeConfig(server=ServerConfig(data_dir=tmp_path))  # no camera: no model is loaded
-    fresh = Services.start(config, engine_factory=lambda _: cast(Engine, None))
+    fresh = open_room(config, engine_factory=lambda _: cast(Engine, None))
     try:
         client = TestClient(create_app(fresh), base_url=LOOPBACK)
-        body = {"name": "root", "password": PASSWORD, "token": fresh.setup_token}
-        fresh.db.write(lambda s: s.execute(text(NO_ROOM)))
+        body = {"name": "root", "password": PASSWORD, "token": fresh.setup.token}
+        fresh.records.db.write(lambda s: s.execute(text(NO_ROOM)))
         refused = client.post("/api/setup", json=body)
         assert refused.status_code == 503 and "set-cookie" not in refused.headers
-        assert fresh.users.count() == 0  # no admin whose creation the log never heard of
-        fresh.db.write(lambda s: s.execute(text("DROP TRIGGER no_room")))
+        assert fresh.records.users.count() == 0  # no admin whose creation the log never heard of
+        fresh.records.db.write(lambda s: s.execute(text("DROP TRIGGER no_room")))
         made = client.post("/api/setup", json=body)
-        assert made.status_code == 200 and fresh.users.count() == 1
+        assert made.status_code == 200 and fresh.records.users.count() == 1
         assert _new_kinds(fresh, 0)[-1] == "user.create"
         assert client.post("/api/setup", json=body).status_code == 403  # once only
     finally:
-        fresh.stop()
+        fresh.close()
 
 
 # --- exports ------------------------------------------------------------------------------------
 
 
 def test_an_export_verifies_offline_and_a_changed_clip_does_not(
-    client: TestClient, services: Services, tmp_path: Path
+    client: TestClient, services: Room, tmp_path: Path
 ) -> None:
     _login(client, "otto")
     segment = _segments(services)[0]
@@ -322,14 +322,14 @@ def test_an_export_verifies_offline_and_a_changed_clip_does_not(
     assert made.status_code == 200, made.text
     clip = client.get(made.json()["clip_url"]).content
     manifest = client.get(made.json()["manifest_url"]).content
-    key = services.audit.verifier_key
+    key = services.records.audit.verifier_key
     checked = verify_export(clip, manifest, key)
     assert checked.camera == "hall" and checked.exported_by == "otto" and checked.log_index == made.json()["log_index"]
     # The manifest's proof is a real RFC 6962 inclusion proof under the signed checkpoint.
     log = json.loads(manifest)["log"]
     checkpoint = Checkpoint.parse(open_note(log["checkpoint"], [Verifier.parse(key)]).text)
-    entry = services.audit.entries(log["index"], log["index"] + 1)[0]
-    proof = services.audit.inclusion(log["index"], checkpoint.size)
+    entry = services.records.audit.entries(log["index"], log["index"] + 1)[0]
+    proof = services.records.audit.inclusion(log["index"], checkpoint.size)
     verify_inclusion(leaf_hash(entry), log["index"], checkpoint.size, proof, checkpoint.root)
     # One changed frame (re-encoded with a pixel block altered) fails; so does a foreign key.
     changed = _change_one_frame(clip, tmp_path)
@@ -338,7 +338,7 @@ def test_an_export_verifies_offline_and_a_changed_clip_does_not(
     from veilwatch.audit.note import Signer
 
     with pytest.raises(ExportError, match="not signed"):
-        verify_export(clip, manifest, Signer.generate(services.audit.origin).verifier.vkey)
+        verify_export(clip, manifest, Signer.generate(services.records.audit.origin).verifier.vkey)
     # What the check reports comes from the signed entry: a manifest that claims another range fails,
     # and a malformed one is one ExportError line, never a traceback.
     for path, value, message in [
@@ -368,9 +368,9 @@ def test_an_export_verifies_offline_and_a_changed_clip_does_not(
     assert bad.returncode == 8 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
-def test_an_export_is_served_only_to_staff_who_may_watch_its_camera(client: TestClient, services: Services) -> None:
-    if services.users.by_name("aldo") is None:
-        services.users.add("aldo", PASSWORD, Role.AUDITOR)  # staff, but only operators watch the "vault" camera
+def test_an_export_is_served_only_to_staff_who_may_watch_its_camera(client: TestClient, services: Room) -> None:
+    if services.records.users.by_name("aldo") is None:
+        services.records.users.add("aldo", PASSWORD, Role.AUDITOR)  # staff, but only operators watch the "vault" camera
     deadline = time.time() + 30
     while not (recorded := _segments(services, "vault")) and time.time() < deadline:
         time.sleep(0.3)
@@ -408,17 +408,19 @@ def _veilwatch(*args: str) -> subprocess.CompletedProcess[str]:
 # --- the transparency page ----------------------------------------------------------------------
 
 
-def test_the_transparency_data_is_public_and_names_no_visitor(client: TestClient, services: Services) -> None:
+def test_the_transparency_data_is_public_and_names_no_visitor(client: TestClient, services: Room) -> None:
     _login(client, "vera")
     with client.stream("GET", "/api/cameras/hall/stream.mjpg") as response:
         next(response.iter_bytes())  # vera watched (a "view.start" leaf, shown as "a visitor")
-    seat = services.presence.join("hall", "vera", "visitor")  # and watches now (TestClient ends streams early)
+    seat = services.cameras["hall"].presence.join(
+        "hall", "vera", "visitor"
+    )  # and watches now (TestClient ends streams early)
     try:
         public = (
             TestClient(client.app, base_url=LOOPBACK).get("/api/transparency").json()
         )  # another browser, logged out
     finally:
-        services.presence.leave(seat)
+        services.cameras["hall"].presence.leave(seat)
     hall = next(c for c in public["cameras"] if c["name"] == "hall")
     assert hall["location"] == "Hall" and hall["purpose"] == "safety" and hall["watching"] >= 1
     assert hall["retention_days"] == 7 and hall["steerable"] is True

@@ -15,8 +15,8 @@ from PIL import Image
 
 from tests.helpers import face_detail, free_port, serving
 from veilwatch.config import CameraConfig, ServeConfig, ServerConfig
+from veilwatch.room.room import Room, open_room
 from veilwatch.server.app import create_app
-from veilwatch.server.services import Services
 from veilwatch.sources.demo import DemoSource
 from veilwatch.storage.users import Role
 
@@ -26,21 +26,21 @@ pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian
 
 
 @pytest.fixture(scope="module")
-def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Services]]:
+def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Room]]:
     port = free_port()
     cameras = [
         CameraConfig(name="hall", source="demo:walkers?seed=1&people=3", location="Hall", purpose="test"),
         CameraConfig(name="vault", source="demo:walkers?seed=2&people=2", viewers=["operator"]),
     ]
     server_config = ServerConfig(port=port, data_dir=tmp_path_factory.mktemp("browser"))
-    services = Services.start(ServeConfig(server=server_config, cameras=cameras))
+    services = open_room(ServeConfig(server=server_config, cameras=cameras))
     for name, role in (("vera", Role.VISITOR), ("otto", Role.OPERATOR)):
-        services.users.add(name, PASSWORD, role)
+        services.records.users.add(name, PASSWORD, role)
     try:
         with serving(create_app(services), port) as base:
             yield base, services
     finally:
-        services.stop()
+        services.close()
 
 
 def _log_in(page: Any, base: str, name: str) -> None:
@@ -64,7 +64,7 @@ def _image(png: bytes) -> np.ndarray[Any, Any]:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
-def test_logged_out_browser_gets_no_video(room: tuple[str, Services], browser: Any) -> None:
+def test_logged_out_browser_gets_no_video(room: tuple[str, Room], browser: Any) -> None:
     base, _ = room
     page = browser.new_page()
     page.goto(f"{base}/")
@@ -76,7 +76,7 @@ def test_logged_out_browser_gets_no_video(room: tuple[str, Services], browser: A
     page.close()
 
 
-def test_grid_is_live_watchers_shown_and_permissions_kept(room: tuple[str, Services], browser: Any) -> None:
+def test_grid_is_live_watchers_shown_and_permissions_kept(room: tuple[str, Room], browser: Any) -> None:
     base, services = room
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     _log_in(page, base, "vera")
@@ -89,20 +89,20 @@ def test_grid_is_live_watchers_shown_and_permissions_kept(room: tuple[str, Servi
     second = _image(tile.screenshot())
     assert np.abs(first.astype(int) - second.astype(int)).mean() > 0.5  # the picture moves
     _wait(page, "document.querySelector('[data-camera=hall] .watchers').textContent.includes('1 visitor')", 5.0)
-    assert services.presence.watchers("hall").visitors >= 1
+    assert services.cameras["hall"].presence.watchers("hall").visitors >= 1
     vault = page.evaluate("async (u) => (await fetch(u)).status", f"{base}/api/cameras/vault/snapshot.jpg")
     assert vault == 404
     page.close()
 
 
-def test_screenshot_shows_the_demo_faces_veiled(room: tuple[str, Services], browser: Any) -> None:
+def test_screenshot_shows_the_demo_faces_veiled(room: tuple[str, Room], browser: Any) -> None:
     base, services = room
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     _log_in(page, base, "vera")
     page.goto(f"{base}/cameras/hall")
     view = page.locator("#live")
     _wait(page, "document.querySelector('#live').naturalWidth > 0")
-    demo = services.cameras["hall"].source
+    demo = services.cameras["hall"].pipeline.source
     assert isinstance(demo, DemoSource)
     checked = 0
     for _ in range(5):
@@ -111,7 +111,7 @@ def test_screenshot_shows_the_demo_faces_veiled(room: tuple[str, Services], brow
         deadline = time.monotonic() + 60
         while True:
             shot = _image(view.screenshot())
-            published = services.cameras["hall"].latest()
+            published = services.cameras["hall"].pipeline.latest()
             assert published is not None
             if not published.withheld or time.monotonic() > deadline:
                 break
@@ -134,7 +134,7 @@ def test_screenshot_shows_the_demo_faces_veiled(room: tuple[str, Services], brow
     page.close()
 
 
-def test_steering_moves_the_view(room: tuple[str, Services], browser: Any) -> None:
+def test_steering_moves_the_view(room: tuple[str, Room], browser: Any) -> None:
     base, services = room
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     _log_in(page, base, "vera")
@@ -146,13 +146,13 @@ def test_steering_moves_the_view(room: tuple[str, Services], browser: Any) -> No
     for wanted in (1.5, 2.0):  # one click at a time: a busy machine may still be answering the last one
         page.click("[aria-label='zoom in']")
         deadline = time.time() + 10
-        while services.cameras["hall"].view.zoom < wanted and time.time() < deadline:
+        while services.cameras["hall"].pipeline.view.zoom < wanted and time.time() < deadline:
             time.sleep(0.05)
-    assert services.cameras["hall"].view.zoom >= 2
+    assert services.cameras["hall"].pipeline.view.zoom >= 2
     time.sleep(1.0)
     after = _image(page.locator("#live").screenshot())
     assert np.abs(before.astype(int) - after.astype(int)).mean() > 3  # the view changed
-    assert "ptz.move" in {a.kind for a in services.actions.recent(20, camera="hall")}
+    assert "ptz.move" in {a.kind for a in services.records.actions.recent(20, camera="hall")}
     page.click("[aria-label='reset view']")
     page.click("#release")
     page.close()

@@ -22,8 +22,8 @@ from tests.conftest import CHROMIUM
 from tests.helpers import free_port, serving
 from tests.test_browser import PASSWORD, _log_in, _wait
 from veilwatch.config import CameraConfig, ServeConfig, ServerConfig, VaultConfig
+from veilwatch.room.room import Room, open_room
 from veilwatch.server.app import create_app
-from veilwatch.server.services import Services
 from veilwatch.storage.users import Role
 from veilwatch.vault.bundle import HolderSpec, KdfParams, create_vault
 
@@ -50,13 +50,13 @@ def vault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def room(tmp_path_factory: pytest.TempPathFactory, vault_dir: Path) -> Iterator[tuple[str, Services]]:
+def room(tmp_path_factory: pytest.TempPathFactory, vault_dir: Path) -> Iterator[tuple[str, Room]]:
     port = free_port()
     cameras = [CameraConfig(name="hall", source="demo:walkers?seed=3&people=3", location="Hall", purpose="test")]
     server = ServerConfig(port=port, data_dir=tmp_path_factory.mktemp("unmask"), segment_seconds=2)
     config = ServeConfig(server=server, vault=VaultConfig(public_file=vault_dir / "vault.json"), cameras=cameras)
-    services = Services.start(config)
-    services.users.add("otto", PASSWORD, Role.OPERATOR)
+    services = open_room(config)
+    services.records.users.add("otto", PASSWORD, Role.OPERATOR)
     try:
         with serving(create_app(services), port) as base:
             # Record a few seconds, so that a complete segment and its sealed faces exist.
@@ -65,10 +65,10 @@ def room(tmp_path_factory: pytest.TempPathFactory, vault_dir: Path) -> Iterator[
                 time.sleep(0.2)
             yield base, services
     finally:
-        services.stop()
+        services.close()
 
 
-def _recorded_range(services: Services) -> tuple[float, float]:
+def _recorded_range(services: Room) -> tuple[float, float]:
     segments = [s for s in services.segments.list("hall", 0, time.time()) if s.status == "complete"]
     assert segments, "nothing recorded yet"
     first = segments[0]
@@ -81,7 +81,7 @@ def _frames(data: bytes) -> list[np.ndarray[Any, Any]]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def _revealed(services: Services, clip: bytes, start: float, end: float) -> float:
+def _revealed(services: Room, clip: bytes, start: float, end: float) -> float:
     """How far the clip differs from the veiled recording of the same range (0: nothing revealed)."""
     from veilwatch.clips.recorded import recorded_frames
 
@@ -91,9 +91,7 @@ def _revealed(services: Services, clip: bytes, start: float, end: float) -> floa
     return max(float(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(veiled, unmasked, strict=True))
 
 
-def test_unmask_in_the_browser_with_two_of_three_holders(
-    room: tuple[str, Services], vault_dir: Path, browser: Any
-) -> None:
+def test_unmask_in_the_browser_with_two_of_three_holders(room: tuple[str, Room], vault_dir: Path, browser: Any) -> None:
     base, services = room
     start, end = _recorded_range(services)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -123,7 +121,7 @@ def test_unmask_in_the_browser_with_two_of_three_holders(
     stored = services.unmasks.get(request_id)
     assert stored is not None and stored.status == "executed" and stored.approvers == ("ana", "chi")
     assert _revealed(services, response.body(), stored.start_at, stored.end_at) > 60  # faces put back
-    kinds = [a.kind for a in services.actions.recent(50)]
+    kinds = [a.kind for a in services.records.actions.recent(50)]
     for kind in ("unmask.request", "unmask.approve", "unmask.execute", "unmask.fetch"):
         assert kind in kinds
     page.close()
@@ -134,7 +132,7 @@ def test_unmask_in_the_browser_with_two_of_three_holders(
     _wait(public, "document.querySelectorAll('#unmasks tr').length > 0 && document.querySelector('#vkey').textContent")
     text = public.inner_text("main")
     assert "browser test: an incident reported at the hall" in text and "ana, chi" in text
-    assert "Hall" in text and services.audit.verifier_key in text
+    assert "Hall" in text and services.records.audit.verifier_key in text
     public.close()
 
 
@@ -145,7 +143,7 @@ def _veilwatch(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 
 def test_unmask_through_the_cli_with_two_of_three_holders(
-    room: tuple[str, Services], vault_dir: Path, tmp_path: Path
+    room: tuple[str, Room], vault_dir: Path, tmp_path: Path
 ) -> None:
     base, services = room
     start, end = _recorded_range(services)

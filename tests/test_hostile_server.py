@@ -31,9 +31,9 @@ from starlette.websockets import WebSocketDisconnect
 from tests.helpers import LOOPBACK, ROOM_SOCKET, cli_env, error_lines, free_port, login_as, run_cli, serving
 from veilwatch.config import CameraConfig, OnvifConfig, ServeConfig, ServerConfig, VaultConfig
 from veilwatch.pipeline.engine import Engine
+from veilwatch.room.room import Room, config_digest, open_room
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle
-from veilwatch.server.services import Services, config_digest
 from veilwatch.settings import LiveSettings
 from veilwatch.storage.users import Role, UserStore
 from veilwatch.vault.bundle import HolderSpec, KdfParams, create_vault
@@ -45,7 +45,7 @@ Answer = httpx2.Response  # what Starlette's TestClient returns
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[Services]:
+def services(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[Room]:
     root = tmp_path_factory.mktemp("hostile")
     vault, _ = create_vault([HolderSpec(n, f"pass of {n}!") for n in ("ana", "ben", "chi")], 2,
                             datetime.now(UTC).date(), days=2, kdf=LIGHT_KDF)  # fmt: skip
@@ -54,20 +54,20 @@ def services(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterat
     camera = CameraConfig(name="hall", source="demo:walkers?seed=1&people=2", live=view, record=False)
     server = ServerConfig(data_dir=root / "data", metrics_token=TOKEN)  # made by the server: its mode is ours
     config = ServeConfig(server=server, vault=VaultConfig(public_file=root / "vault.json"), cameras=[camera])
-    running = Services.start(config, engine_factory=lambda _: engine)
+    running = open_room(config, engine_factory=lambda _: engine)
     for name, role in (("ada", Role.ADMIN), ("otto", Role.OPERATOR), ("vera", Role.VISITOR), ("vic", Role.VISITOR)):
-        running.users.add(name, PASSWORD, role)
+        running.records.users.add(name, PASSWORD, role)
     yield running
-    running.stop()
+    running.close()
 
 
-def with_server(services: Services, **changes: Any) -> Services:
+def with_server(services: Room, **changes: Any) -> Room:
     """The same running services under a changed [server] config (e.g. a smaller body limit)."""
     server = services.config.server.model_copy(update=changes)
     return dataclasses.replace(services, config=services.config.model_copy(update={"server": server}))
 
 
-def room(services: Services, *, free: int = 50, client: str = "testclient", **kwargs: Any) -> TestClient:
+def room(services: Room, *, free: int = 50, client: str = "testclient", **kwargs: Any) -> TestClient:
     app = create_app(services, throttle=LoginThrottle(free=free, base_delay_s=60))
     return TestClient(app, base_url=kwargs.pop("base_url", LOOPBACK), client=(client, 50000), **kwargs)
 
@@ -76,20 +76,20 @@ def login(client: TestClient, name: str) -> str:
     return login_as(client, name, PASSWORD)
 
 
-def new_entries(services: Services, before: int) -> list[dict[str, Any]]:
-    return [json.loads(entry) for entry in services.audit.entries(before, services.audit.size())]
+def new_entries(services: Room, before: int) -> list[dict[str, Any]]:
+    return [json.loads(entry) for entry in services.records.audit.entries(before, services.records.audit.size())]
 
 
 # 1, 10: failed logins -------------------------------------------------------------------------------
 
 
-def test_a_guessed_visitor_name_in_a_failed_login_shares_nothing_with_the_visitors_entries(services: Services) -> None:
+def test_a_guessed_visitor_name_in_a_failed_login_shares_nothing_with_the_visitors_entries(services: Room) -> None:
     client = room(services)
-    before = services.audit.size()
+    before = services.records.audit.size()
     login(client, "vera")
     own = new_entries(services, before)[-1]
     assert own["kind"] == "login" and own["actor"].startswith("visitor-")
-    before = services.audit.size()
+    before = services.records.audit.size()
     guess = room(services).post("/api/login", json={"name": "Vera", "password": "a guess at it"})
     assert guess.status_code == 401
     failed = new_entries(services, before)
@@ -97,10 +97,10 @@ def test_a_guessed_visitor_name_in_a_failed_login_shares_nothing_with_the_visito
     assert own["actor"] not in json.dumps(failed) and own["actor"][len("visitor-") :] not in json.dumps(failed)
 
 
-def test_failed_logins_look_the_same_whichever_name_was_typed(services: Services) -> None:
+def test_failed_logins_look_the_same_whichever_name_was_typed(services: Room) -> None:
     answers, shapes = set(), set()
     for name in ("ada", "vera", "nobody-at-all"):
-        before = services.audit.size()
+        before = services.records.audit.size()
         response = room(services).post("/api/login", json={"name": name, "password": "not the password"})
         answers.add((response.status_code, response.text))
         (entry,) = [e for e in new_entries(services, before) if e["kind"] == "login.failed"]
@@ -119,8 +119,8 @@ class CountingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
-def test_an_unknown_name_costs_the_same_hash_as_a_known_one(services: Services) -> None:
-    users = UserStore(services.db, hasher=CountingHasher(time_cost=1, memory_cost=8 * 1024))
+def test_an_unknown_name_costs_the_same_hash_as_a_known_one(services: Room) -> None:
+    users = UserStore(services.records.db, hasher=CountingHasher(time_cost=1, memory_cost=8 * 1024))
     for name in ("ada", "nobody-at-all", "not a valid name!"):
         CountingHasher.verified = 0
         assert users.verify(name, "not the password") is None
@@ -130,7 +130,7 @@ def test_an_unknown_name_costs_the_same_hash_as_a_known_one(services: Services) 
 # 2, 8: the login throttle -----------------------------------------------------------------------------
 
 
-def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(services: Services) -> None:
+def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(services: Room) -> None:
     app = create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60))
     stranger = TestClient(app, base_url=LOOPBACK, client=("203.0.113.9", 40000))
     owner = TestClient(app, base_url=LOOPBACK, client=("198.51.100.7", 40000))
@@ -141,7 +141,7 @@ def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(services: Service
     assert stranger.post("/api/login", json={"name": "vera", "password": "guess!"}).status_code == 429
 
 
-def test_logins_arriving_together_cannot_race_past_the_throttle(services: Services) -> None:
+def test_logins_arriving_together_cannot_race_past_the_throttle(services: Room) -> None:
     client = room(services, free=3, client="192.0.2.44")
     start = threading.Barrier(12)
     answers: list[int] = []
@@ -161,20 +161,20 @@ def test_logins_arriving_together_cannot_race_past_the_throttle(services: Servic
 # 3, 6, 12: bodies, validation errors, and no 500s ------------------------------------------------------
 
 
-def test_a_body_over_the_limit_is_refused_by_its_length(services: Services) -> None:
+def test_a_body_over_the_limit_is_refused_by_its_length(services: Room) -> None:
     client = room(with_server(services, max_body_bytes=4096))
     big = json.dumps({"name": "x" * 10_000, "password": "SECRET-MARKER"})
     response = client.post("/api/login", content=big, headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and "SECRET-MARKER" not in response.text and "xxxx" not in response.text
 
 
-def test_a_chunked_body_is_refused_once_past_the_limit(services: Services) -> None:
+def test_a_chunked_body_is_refused_once_past_the_limit(services: Room) -> None:
     client = room(with_server(services, max_body_bytes=4096))
     response = client.post("/api/login", content=_chunks(10_000), headers={"Content-Type": "application/json"})
     assert response.status_code == 413  # no Content-Length (chunked): counted as it arrives
 
 
-def test_a_refused_body_is_not_echoed_back(services: Services) -> None:
+def test_a_refused_body_is_not_echoed_back(services: Room) -> None:
     response = room(services).post("/api/login", json={"name": "SECRET-MARKER" * 20, "password": "SECRET-MARKER"})
     assert response.status_code == 422 and "SECRET-MARKER" not in response.text
     body = response.json()
@@ -182,7 +182,7 @@ def test_a_refused_body_is_not_echoed_back(services: Services) -> None:
     assert all(set(error) == {"loc", "msg"} for error in body["errors"])
 
 
-def test_the_default_limit_takes_a_share_file(services: Services) -> None:
+def test_the_default_limit_takes_a_share_file(services: Room) -> None:
     client = room(services)
     login(client, "otto")
     share = {"share": "A" * 1_999_000, "passphrase": "pass of ana!"}  # a share file as big as the route takes
@@ -198,7 +198,7 @@ def _chunks(total: int, size: int = 8192) -> Iterator[bytes]:
 
 
 @pytest.fixture(scope="module")
-def live(services: Services) -> Iterator[str]:
+def live(services: Room) -> Iterator[str]:
     """The app behind a real uvicorn server on loopback, with a small body limit (64 KiB)."""
     app = create_app(with_server(services, max_body_bytes=65536), throttle=LoginThrottle(free=1000))
     with serving(app) as base:
@@ -213,7 +213,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit(live: str) -> None:
     assert small.status_code == 422  # under the limit: read, and refused for what it says
 
 
-def _logged_in(services: Services, name: str | None) -> TestClient:
+def _logged_in(services: Room, name: str | None) -> TestClient:
     client = room(services)
     if name is not None:
         login(client, name)
@@ -262,7 +262,7 @@ HOSTILE: dict[str, tuple[str | None, Callable[[TestClient], Answer]]] = {
 
 
 @pytest.mark.parametrize("case", HOSTILE)
-def test_hostile_input_is_a_4xx_with_one_clear_line(services: Services, case: str) -> None:
+def test_hostile_input_is_a_4xx_with_one_clear_line(services: Room, case: str) -> None:
     who, call = HOSTILE[case]
     response = call(_logged_in(services, who))
     assert 400 <= response.status_code < 500, (case, response.status_code, response.text)
@@ -284,7 +284,7 @@ def test_rejected_input_leaves_no_traceback(live: str, capfd: pytest.CaptureFixt
 # 4, 14: websocket Origin and the Host allow-list --------------------------------------------------------
 
 
-def test_the_room_websocket_refuses_a_foreign_origin(services: Services) -> None:
+def test_the_room_websocket_refuses_a_foreign_origin(services: Room) -> None:
     client = room(services)
     login(client, "vera")
     with (
@@ -296,7 +296,7 @@ def test_the_room_websocket_refuses_a_foreign_origin(services: Services) -> None
         assert "hall" in socket.receive_json()["cameras"]
 
 
-def test_only_allowed_host_names_are_served(services: Services) -> None:
+def test_only_allowed_host_names_are_served(services: Room) -> None:
     assert room(services, base_url="http://evil.example").get("/health").status_code == 400
     assert room(services, base_url="http://localhost:8470").get("/health").status_code == 200
     named = with_server(services, allowed_hosts=["cameras.example.org"])
@@ -307,16 +307,16 @@ def test_only_allowed_host_names_are_served(services: Services) -> None:
 # 5: anonymous refusals ------------------------------------------------------------------------------------
 
 
-def test_anonymous_refusals_leave_few_leaves_and_are_counted(services: Services) -> None:
+def test_anonymous_refusals_leave_few_leaves_and_are_counted(services: Room) -> None:
     client = room(services, client="192.0.2.99")
-    before = services.audit.size()
+    before = services.records.audit.size()
     for _ in range(200):
         assert client.get("/api/cameras").status_code == 401
-    assert services.audit.size() - before <= 2
+    assert services.records.audit.size() - before <= 2
     metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
     unlogged = re.search(r"^veilwatch_refusals_unlogged_total (\S+)$", metrics, re.MULTILINE)
     assert unlogged is not None and float(unlogged.group(1)) >= 199
-    before = services.audit.size()  # someone known is logged every time, first
+    before = services.records.audit.size()  # someone known is logged every time, first
     login(client, "vera")
     for _ in range(3):
         assert client.get("/api/unmask").status_code == 403
@@ -326,7 +326,7 @@ def test_anonymous_refusals_leave_few_leaves_and_are_counted(services: Services)
 # 7: names in the control desk -----------------------------------------------------------------------------
 
 
-def test_visitors_see_other_visitors_only_as_a_visitor(services: Services) -> None:
+def test_visitors_see_other_visitors_only_as_a_visitor(services: Room) -> None:
     vera, vic, otto = room(services), room(services), room(services)
     for client, name in ((vera, "vera"), (vic, "vic"), (otto, "otto")):
         login(client, name)
@@ -347,7 +347,7 @@ def test_visitors_see_other_visitors_only_as_a_visitor(services: Services) -> No
 # 15: the API docs, offline ----------------------------------------------------------------------------------
 
 
-def test_the_api_docs_come_from_this_server_under_a_csp(services: Services) -> None:
+def test_the_api_docs_come_from_this_server_under_a_csp(services: Room) -> None:
     client = room(services)
     assert client.get("/docs", headers={"Accept": "application/json"}).status_code == 401  # as before: signed in
     login(client, "vera")
@@ -368,14 +368,14 @@ def test_the_api_docs_come_from_this_server_under_a_csp(services: Services) -> N
 # 9, 11, 13: cookie, config digest, file modes ----------------------------------------------------------------
 
 
-def test_the_cookie_is_secure_behind_a_tls_proxy(services: Services) -> None:
+def test_the_cookie_is_secure_behind_a_tls_proxy(services: Room) -> None:
     response = room(with_server(services, behind_tls_proxy=True)).post(
         "/api/login", json={"name": "vera", "password": PASSWORD}
     )
     assert response.status_code == 200 and "; secure" in response.headers["set-cookie"].lower()
 
 
-def test_the_logged_config_digest_hides_secrets(services: Services) -> None:
+def test_the_logged_config_digest_hides_secrets(services: Room) -> None:
     def config(password: str) -> ServeConfig:
         camera = CameraConfig(
             name="gate", source=f"rtsp://cam:{password}@10.0.0.5/s?token={password}",
@@ -386,11 +386,11 @@ def test_the_logged_config_digest_hides_secrets(services: Services) -> None:
     first, second = config("hunter2"), config("letmein")
     assert config_digest(first) == config_digest(second)
     assert config_digest(first) != hashlib.sha256(first.model_dump_json().encode()).hexdigest()
-    logged = services.actions.latest("config.load")
+    logged = services.records.actions.latest("config.load")
     assert logged is not None and logged.details["sha256"] == config_digest(services.config)
 
 
-def test_the_data_folder_is_private(services: Services) -> None:
+def test_the_data_folder_is_private(services: Room) -> None:
     data = services.config.server.data_dir
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "veilwatch.sqlite3").stat().st_mode) == 0o600

@@ -24,9 +24,9 @@ from veilwatch.live.pipeline import CameraPipeline, VeiledOutput
 from veilwatch.pipeline.engine import Engine
 from veilwatch.pipeline.veiler import FrameVeiler
 from veilwatch.redaction.veils import Veil
+from veilwatch.room.room import Room, open_room
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle
-from veilwatch.server.services import Services
 from veilwatch.settings import AnonymizeSettings, DetectorSettings, LiveSettings
 from veilwatch.sources.camera import DemoSource
 from veilwatch.storage.users import Role
@@ -239,7 +239,7 @@ def test_a_real_move_withholds_the_moving_picture_then_searches_it_in_full() -> 
 
 
 @pytest.fixture(scope="module")
-def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, OnvifDevice, list[str]]]:
+def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Room, OnvifDevice, list[str]]]:
     seen: list[str] = []  # what the action log held when each move reached the camera
     device = OnvifDevice(features=Features(fov=True)).start()
     data: Path = tmp_path_factory.mktemp("onvif-room")
@@ -251,21 +251,21 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, O
         CameraConfig(name="hall", source="demo:walkers?seed=3&people=1&width=320&height=180"),
     ]
     server = ServerConfig(data_dir=data, metrics_token="scrape-me")
-    services = Services.start(ServeConfig(server=server, cameras=cameras))
+    services = open_room(ServeConfig(server=server, cameras=cameras))
 
     def before_move(request: Request) -> None:
         if request.operation == "RelativeMove":
-            latest = services.actions.latest("ptz.move")
+            latest = services.records.actions.latest("ptz.move")
             seen.append(latest.details.get("pan", "") if latest is not None else "nothing logged")
 
     device.on_request = before_move
-    services.users.add("vera", PASSWORD, Role.VISITOR)
+    services.records.users.add("vera", PASSWORD, Role.VISITOR)
     yield services, device, seen
-    services.stop()
+    services.close()
     device.stop()
 
 
-def test_steering_an_onvif_camera_logs_then_moves_the_real_head(room: tuple[Services, OnvifDevice, list[str]]) -> None:
+def test_steering_an_onvif_camera_logs_then_moves_the_real_head(room: tuple[Room, OnvifDevice, list[str]]) -> None:
     services, device, seen = room
     client = TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)), base_url=LOOPBACK)
     answer = client.post("/api/login", json={"name": "vera", "password": PASSWORD})
@@ -281,9 +281,9 @@ def test_steering_an_onvif_camera_logs_then_moves_the_real_head(room: tuple[Serv
     assert body["view"] == {"pan": 0.0, "tilt": 0.0, "zoom": 1.0}  # the real head moved, not the crop
     assert device.head.pan == pytest.approx(0.5 * FOV_HALF_WIDTH) and device.head.zoom == pytest.approx(0.5 / 7)
     assert seen == ["0.250"]  # the move reached the camera only after its record was in the log
-    record = services.actions.latest("ptz.move")
-    assert services.names is not None  # visitors are logged by pseudonym
-    assert record is not None and record.actor == services.names.actor("vera", "visitor")
+    record = services.records.actions.latest("ptz.move")
+    assert services.records.recorder.names is not None  # visitors are logged by pseudonym
+    assert record is not None and record.actor == services.records.recorder.names.actor("vera", "visitor")
     assert record.details["head"] == "onvif"
     reset = client.post("/api/cameras/dome/ptz", json={"reset": True}, headers=csrf)
     assert reset.json()["sent"]["operation"] == "GotoHomePosition" and device.head.pan == 0
@@ -291,7 +291,7 @@ def test_steering_an_onvif_camera_logs_then_moves_the_real_head(room: tuple[Serv
 
 
 def test_a_camera_refusing_the_credentials_answers_502_in_one_line(
-    room: tuple[Services, OnvifDevice, list[str]],
+    room: tuple[Room, OnvifDevice, list[str]],
 ) -> None:
     services, _, _ = room
     client = TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)), base_url=LOOPBACK)
@@ -304,7 +304,7 @@ def test_a_camera_refusing_the_credentials_answers_502_in_one_line(
     )
     assert "wrong-pass-123" not in failed.text
     assert "wrong-pass-123" not in client.get("/api/cameras").text
-    record = services.actions.latest("ptz.move")
+    record = services.records.actions.latest("ptz.move")
     assert record is not None and record.camera == "broken"  # the attempt is on the record all the same
     scraped = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).text
     assert 'veilwatch_camera_ptz_errors_total{camera="broken"} 1.0' in scraped

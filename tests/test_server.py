@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,10 @@ from starlette.routing import Mount
 
 from tests.helpers import LOOPBACK, ROOM_SOCKET
 from veilwatch.config import CameraConfig, ServeConfig, ServerConfig
+from veilwatch.room.room import Room, open_room
 from veilwatch.server.app import create_app
 from veilwatch.server.auth import LoginThrottle, is_public
-from veilwatch.server.services import Services
+from veilwatch.storage.actions import ActionKind
 from veilwatch.storage.users import Role
 
 PASSWORD = "correct horse battery"
@@ -40,22 +42,22 @@ PUBLIC_PATHS = {
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     data = tmp_path_factory.mktemp("room")
     cameras = [
         CameraConfig(name="hall", source="demo:walkers?seed=1&people=3", location="Hall", purpose="test"),
         CameraConfig(name="vault", source="demo:walkers?seed=2&people=2", viewers=["operator"], steerable=False),
     ]
     config = ServeConfig(server=ServerConfig(data_dir=data, metrics_token="scrape-me"), cameras=cameras)
-    running = Services.start(config)
+    running = open_room(config)
     for name, role in (("ada", Role.ADMIN), ("otto", Role.OPERATOR), ("vera", Role.VISITOR), ("vic", Role.VISITOR)):
-        running.users.add(name, PASSWORD, role)
+        running.records.users.add(name, PASSWORD, role)
     yield running
-    running.stop()
+    running.close()
 
 
 @pytest.fixture()
-def app_client(services: Services) -> TestClient:
+def app_client(services: Room) -> TestClient:
     return TestClient(create_app(services, throttle=LoginThrottle(free=3, base_delay_s=60)), base_url=LOOPBACK)
 
 
@@ -102,12 +104,12 @@ def test_pages_redirect_a_browser_to_log_in(app_client: TestClient) -> None:
     assert response.status_code == 303 and response.headers["location"] == "/login"
 
 
-def test_wrong_password_is_refused_and_throttled(app_client: TestClient, services: Services) -> None:
+def test_wrong_password_is_refused_and_throttled(app_client: TestClient, services: Room) -> None:
     for _ in range(3):  # three free failures, then even the right password must wait
         assert app_client.post("/api/login", json={"name": "vic", "password": "wrong password!"}).status_code == 401
     throttled = app_client.post("/api/login", json={"name": "vic", "password": PASSWORD})
     assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
-    kinds = [a.kind for a in services.actions.recent(20)]
+    kinds = [a.kind for a in services.records.actions.recent(20)]
     assert "login.failed" in kinds
 
 
@@ -144,16 +146,16 @@ def test_camera_permissions_are_checked_when_serving(app_client: TestClient) -> 
     assert wait_for_frame(app_client, "vault")[:2] == b"\xff\xd8"
 
 
-def test_snapshots_show_the_demo_faces_veiled(app_client: TestClient, services: Services) -> None:
+def test_snapshots_show_the_demo_faces_veiled(app_client: TestClient, services: Room) -> None:
     login(app_client, "vera")
     jpeg = wait_for_frame(app_client, "hall")
     shown = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
     assert shown is not None and shown.shape == (720, 1280)
-    published = services.cameras["hall"].latest()
+    published = services.cameras["hall"].pipeline.latest()
     assert published is not None and not published.withheld
 
 
-def test_turns_ptz_and_takeover(app_client: TestClient, services: Services) -> None:
+def test_turns_ptz_and_takeover(app_client: TestClient, services: Room) -> None:
     visitor = TestClient(app_client.app, base_url=LOOPBACK)
     vera = login(visitor, "vera")
     other = TestClient(app_client.app, base_url=LOOPBACK)
@@ -164,25 +166,23 @@ def test_turns_ptz_and_takeover(app_client: TestClient, services: Services) -> N
     assert other.post("/api/cameras/hall/ptz", json={"zoom": 1}, headers={"X-CSRF-Token": vic}).status_code == 409
     moved = visitor.post("/api/cameras/hall/ptz", json={"zoom": 1, "pan": 0.2}, headers={"X-CSRF-Token": vera})
     assert moved.status_code == 200 and moved.json()["zoom"] > 1
-    assert services.cameras["hall"].view.zoom > 1
+    assert services.cameras["hall"].pipeline.view.zoom > 1
     assert other.post("/api/cameras/hall/control/takeover", headers={"X-CSRF-Token": vic}).status_code == 403
     staff = TestClient(app_client.app, base_url=LOOPBACK)
     otto = login(staff, "otto")
     assert staff.post("/api/cameras/hall/control/takeover", headers={"X-CSRF-Token": otto}).json()["holder"] == "otto"
     staff.post("/api/cameras/hall/ptz", json={"reset": True}, headers={"X-CSRF-Token": otto})
-    assert services.cameras["hall"].view.zoom == 1
+    assert services.cameras["hall"].pipeline.view.zoom == 1
     assert visitor.post("/api/cameras/vault/control/request", headers={"X-CSRF-Token": vera}).status_code == 404
-    kinds = {a.kind for a in services.actions.recent(50, camera="hall")}
+    kinds = {a.kind for a in services.records.actions.recent(50, camera="hall")}
     assert {"ptz.move"} <= kinds
     for client, csrf in ((staff, otto), (visitor, vera), (other, vic)):
         client.post("/api/cameras/hall/control/release", headers={"X-CSRF-Token": csrf})
 
 
-def test_watchers_are_shown_by_name_for_staff_and_counted_for_visitors(
-    app_client: TestClient, services: Services
-) -> None:
-    first = services.presence.join("hall", "otto", "operator")
-    second = services.presence.join("hall", "vera", "visitor")
+def test_watchers_are_shown_by_name_for_staff_and_counted_for_visitors(app_client: TestClient, services: Room) -> None:
+    first = services.cameras["hall"].presence.join("hall", "otto", "operator")
+    second = services.cameras["hall"].presence.join("hall", "vera", "visitor")
     try:
         login(app_client, "vic")
         with app_client.websocket_connect(ROOM_SOCKET) as socket:
@@ -191,14 +191,14 @@ def test_watchers_are_shown_by_name_for_staff_and_counted_for_visitors(
         assert watchers == {"staff": ["otto"], "visitors": 1}
         assert "vault" not in state["cameras"]
     finally:
-        services.presence.leave(first)
-        services.presence.leave(second)
+        services.cameras["hall"].presence.leave(first)
+        services.cameras["hall"].presence.leave(second)
 
 
-def test_changing_a_role_ends_sessions_at_once(app_client: TestClient, services: Services) -> None:
+def test_changing_a_role_ends_sessions_at_once(app_client: TestClient, services: Room) -> None:
     login(app_client, "vic")
     assert app_client.get("/api/me").status_code == 200
-    services.users.set_role("vic", Role.VISITOR)
+    services.records.users.set_role("vic", Role.VISITOR)
     assert app_client.get("/api/me").status_code == 401
     assert app_client.get("/api/cameras/hall/snapshot.jpg").status_code == 401
 
@@ -224,7 +224,7 @@ def test_setup_is_closed_once_users_exist(app_client: TestClient) -> None:
     assert app_client.post("/api/setup", json=attempt).status_code == 403
 
 
-def test_recordings_are_staff_only_and_playable(app_client: TestClient, services: Services, tmp_path: Path) -> None:
+def test_recordings_are_staff_only_and_playable(app_client: TestClient, services: Room, tmp_path: Path) -> None:
     deadline = time.time() + 40
     segments: list[dict[str, float]] = []
     login(app_client, "otto")
@@ -242,4 +242,13 @@ def test_recordings_are_staff_only_and_playable(app_client: TestClient, services
     login(app_client, "vera")
     assert app_client.get("/api/cameras/hall/recordings").status_code == 403
     assert app_client.get(f"/api/recordings/{int(segments[0]['id'])}.mp4").status_code == 403
-    assert "playback" in {a.kind for a in services.actions.recent(50)}
+    assert "playback" in {a.kind for a in services.records.actions.recent(50)}
+
+
+def test_the_log_holds_only_action_kinds(app_client: TestClient, services: Room) -> None:
+    login(app_client, "otto")
+    wait_for_frame(app_client, "hall")
+    audit = services.records.audit
+    kinds = {json.loads(entry)["kind"] for entry in audit.entries(0, audit.size())}
+    assert {"config.load", "login", "view.snapshot"} <= kinds
+    assert kinds <= set(ActionKind)

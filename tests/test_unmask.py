@@ -6,10 +6,12 @@ PyAV recordings made by the recorder, real sealed files on disk.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import io
 import json
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -347,3 +349,38 @@ def test_with_witnesses_a_clip_waits_for_a_cosigned_checkpoint_of_its_unmask(
         collect_cosignatures(log, [endpoint])
         clip = desk.clip(asked.id, "olga", "operator")
     assert clip.log_index is not None and log.covers(clip.log_index)
+
+
+def test_listing_and_fetching_do_not_wait_while_a_clip_is_encoded(recorded: Recorded, vault: Any) -> None:
+    public, bundles = vault
+    encoding, finish = threading.Event(), threading.Event()
+
+    def slow_fps(_camera: str) -> float:  # asked for just before the encode starts: holds it there
+        encoding.set()
+        finish.wait()
+        return FPS
+
+    desk = UnmaskDesk(
+        public, recorded.unmasks, recorded.faces, recorded.segments, Events(), slow_fps,
+        request_ttl_s=3600, clip_ttl_s=600,
+    )  # fmt: skip
+    asked = desk.ask("hall", recorded.start, recorded.start + 1, "a stated reason of some length", "olga", "operator")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        approving = pool.submit(_approve_twice, desk, asked.id, bundles)
+        assert encoding.wait(60)
+        try:
+            # What the listing asks (and a second request) is answered while the clip is being made.
+            assert pool.submit(desk.has_clip, asked.id).result(timeout=60) is False
+            other = pool.submit(
+                desk.ask, "hall", recorded.start, recorded.start + 1, "another stated reason", "o", "operator"
+            )
+            assert other.result(timeout=60).status == "pending"
+            late = desk.request(asked.id)
+            with pytest.raises(VaultError, match="being carried out"):
+                desk.approve(
+                    asked.id, approve(bundles[2], HOLDERS[2].passphrase, late, int(time.time())), "o", "operator"
+                )
+        finally:
+            finish.set()
+        approving.result(timeout=120)
+    assert desk.has_clip(asked.id) and recorded.unmasks.get(asked.id).status == "executed"  # type: ignore[union-attr]

@@ -43,13 +43,13 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from veilwatch.access import Role
 from veilwatch.errors import ConfigError
 from veilwatch.settings import AnonymizeSettings, DetectorSettings, EngineSettings, LiveSettings
 
-RoleName = Literal["visitor", "operator", "auditor", "admin"]
 RecordPreset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
-DEFAULT_VIEWERS: tuple[RoleName, ...] = ("visitor", "operator", "auditor")
+DEFAULT_VIEWERS: tuple[Role, ...] = (Role.VISITOR, Role.OPERATOR, Role.AUDITOR)
 VIEW_KEYS = ("width", "height", "fps")
 M = TypeVar("M", bound=BaseModel)
 HOST_PATTERN = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
@@ -170,7 +170,7 @@ class CameraConfig(_Strict):
     retention_mb: int = Field(10_000, gt=0, description="the oldest recordings go beyond this size")
     record: bool = Field(True, description="keep veiled recordings")
     steerable: bool = Field(True, description="visitors may steer it (digital pan/tilt/zoom, ONVIF PTZ)")
-    viewers: list[RoleName] = Field(
+    viewers: list[Role] = Field(
         default_factory=lambda: list(DEFAULT_VIEWERS),
         description="roles that may watch it (admins always may)",
     )

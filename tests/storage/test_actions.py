@@ -15,7 +15,7 @@ AT = 1_700_000_000.123456
 
 def _grant(**details: Any) -> ActionRecord:
     return ActionRecord(
-        at=AT, actor="alice", role="operator", kind=ActionKind.CONTROL_GRANT, camera="gate", details=details
+        at=AT, actor="alice", role="operator", kind=ActionKind.CONTROL_GRANTED, camera="gate", details=details
     )
 
 
@@ -57,7 +57,7 @@ def test_a_record_keeps_its_bytes_through_the_database(db: Database) -> None:
     assert [r.to_canonical_json() for r in back] == [r.to_canonical_json() for r in records[::-1]]
     assert log.recent(10, camera="gate") == [records[0]]
     assert log.recent(1) == [records[2]]
-    assert log.recent(1, kinds=["login.failed", "control.grant"]) == [records[1]]
+    assert log.recent(1, kinds=["login.failed", "control.granted"]) == [records[1]]
     assert log.recent(10, kinds=[ActionKind.VIEW_START]) == [records[2]]
 
 

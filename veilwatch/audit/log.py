@@ -104,9 +104,30 @@ class AuditLog:
         witness_quorum: int = 0,
     ) -> AuditLog:
         """The log in `db`, signing with the key in `key_dir` (made on first use) for `origin`; tiles in `tiles_dir`."""
-        log = cls(
+        return cls.over(
             db,
             load_signer(key_dir, origin),
+            checkpoint_interval_s=checkpoint_interval_s,
+            clock=clock,
+            tiles_dir=tiles_dir,
+            witness_quorum=witness_quorum,
+        )
+
+    @classmethod
+    def over(
+        cls,
+        db: Database,
+        signer: Signer,
+        *,
+        checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+        clock: Callable[[], float] = time.time,
+        tiles_dir: Path | None = None,
+        witness_quorum: int = 0,
+    ) -> AuditLog:
+        """The log in `db` signing with a key already loaded; its tiles (if any) brought up to date and published."""
+        log = cls(
+            db,
+            signer,
             checkpoint_interval_s=checkpoint_interval_s,
             clock=clock,
             tiles=TileStore(tiles_dir) if tiles_dir is not None else None,

@@ -19,13 +19,14 @@ import hmac
 import secrets
 from pathlib import Path
 
+from veilwatch.access import STAFF
 from veilwatch.audit.files import write_private
 from veilwatch.errors import AuditError
 
 __all__ = ["KEY_FILE", "PUBLIC_ROLES", "Pseudonyms"]
 
 KEY_FILE = "pseudonyms.key"
-PUBLIC_ROLES = frozenset({"operator", "auditor", "admin", "system"})  # named in the log as themselves
+PUBLIC_ROLES = frozenset({*STAFF, "system"})  # named in the log as themselves
 
 
 class Pseudonyms:

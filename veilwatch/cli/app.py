@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import typer
 
 from veilwatch import __version__
+from veilwatch.access import Role
 from veilwatch.errors import VeilwatchError
 from veilwatch.settings import (
     AnonymizeSettings,
@@ -221,7 +222,6 @@ def serve(
 users_app = typer.Typer(help="Manage who may enter the monitoring room.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
-RoleChoice = Literal["visitor", "operator", "auditor", "admin"]
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: from --config, else veilwatch-data).")
 ]
@@ -231,7 +231,7 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="The s
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[RoleChoice, typer.Option(help="visitor, operator, auditor or admin.")] = "visitor",
+    role: Annotated[Role, typer.Option(help="visitor, operator, auditor or admin.")] = Role.VISITOR,
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
@@ -266,7 +266,7 @@ def users_passwd(
 @users_app.command("role")
 def users_role(
     name: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[RoleChoice, typer.Argument(help="The new role.")],
+    role: Annotated[Role, typer.Argument(help="The new role.")],
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:

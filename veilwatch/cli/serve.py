@@ -14,7 +14,7 @@ from veilwatch.config import CameraConfig, ServeConfig, ServerConfig, VaultConfi
 from veilwatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from veilwatch.server.services import Services
+    from veilwatch.room.room import Room
 
 DEMO_CAMERAS = (
     ("hall", "demo:walkers?seed=1&people=4", "Exhibition hall, east wall", "Demo: visitors crossing the hall"),
@@ -147,8 +147,8 @@ def run_server(config: ServeConfig, *, demo: bool = False) -> int:
     """
     import uvicorn
 
+    from veilwatch.room.room import open_room
     from veilwatch.server.app import create_app
-    from veilwatch.server.services import Services
 
     check_exposure(config.server)
     check_tls_files(config.server)
@@ -158,15 +158,15 @@ def run_server(config: ServeConfig, *, demo: bool = False) -> int:
     try:
         if demo:
             prepare_demo(config)
-        services = Services.start(config)
+        room = open_room(config)
     except BaseException:
         listener.close()
         raise
     try:
-        _announce(config, services, listener.getsockname()[1])
+        _announce(config, room, listener.getsockname()[1])
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(services),
+                create_app(room),
                 ssl_certfile=str(config.server.tls_cert) if config.server.tls_cert else None,
                 ssl_keyfile=str(config.server.tls_key) if config.server.tls_key else None,
                 log_level="warning",
@@ -175,7 +175,7 @@ def run_server(config: ServeConfig, *, demo: bool = False) -> int:
         )
         server.run(sockets=[listener])
     finally:
-        services.stop()
+        room.close()
         listener.close()
     return 0
 
@@ -200,7 +200,7 @@ def users_command(config: ServeConfig) -> str:
     return f"{program} users add NAME --role admin --data-dir {data_dir}"
 
 
-def _announce(config: ServeConfig, services: Services, port: int) -> None:
+def _announce(config: ServeConfig, room: Room, port: int) -> None:
     """Where the room is, how to create the first administrator, and the demo vault's passphrases."""
 
     def say(line: str) -> None:
@@ -208,13 +208,13 @@ def _announce(config: ServeConfig, services: Services, port: int) -> None:
 
     scheme = "https" if config.server.tls else "http"
     base = f"{scheme}://{config.server.host}:{port}"
-    if services.setup_token:
-        say(f"No users yet. Create the first administrator at {base}/setup?token={services.setup_token}")
+    if (token := room.setup.token) is not None:
+        say(f"No users yet. Create the first administrator at {base}/setup?token={token}")
         say(f"(or: {users_command(config)})")
     cameras = len(config.cameras)
     say(f"veilwatch monitoring room on {base}/ ({cameras} camera{'s' * (cameras != 1)})")
     say(f"transparency page (public): {base}/transparency")
-    if services.vault is not None and config.vault.public_file is not None:
+    if room.vault is not None and config.vault.public_file is not None:
         folder = config.vault.public_file.parent
         if (folder / f"{DEMO_HOLDERS[0]}.share").exists():
             passphrases = ", ".join(f"{name}: '{demo_passphrase(name)}'" for name in DEMO_HOLDERS)

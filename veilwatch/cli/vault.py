@@ -212,15 +212,12 @@ def _read(path: Path) -> bytes:
 
 def revoke(holder: str, config: Path | None, data_dir: Path | None) -> int:
     """Stop the server accepting a key holder's approvals (logged first); re-run `vault init` afterwards."""
-    from veilwatch.cli.users import open_room
-    from veilwatch.storage.actions import SYSTEM, ActionRecord
+    from veilwatch.cli.users import open_books
+    from veilwatch.storage.actions import SYSTEM, ActionKind
     from veilwatch.storage.unmask_requests import UnmaskStore
 
-    room = open_room(config, data_dir)
-    with room.db:
-        room.actions.record(
-            ActionRecord(time.time(), SYSTEM, SYSTEM, "vault.revoke", None, {"via": "cli", "holder": holder})
-        )
+    with open_books(config, data_dir) as room:
+        room.recorder.record_public(ActionKind.VAULT_REVOKE, None, via="cli", holder=holder)
         UnmaskStore(room.db).revoke(holder, time.time(), SYSTEM)
     print(
         f"{holder}'s approvals are refused from now on. Their shares still combine offline with K-1 others: "

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-STAFF_WHO_TAKE_OVER = frozenset({"operator", "admin"})
-STAFF_ROLES = frozenset({"operator", "auditor", "admin"})  # named to everyone; visitors are named only to staff
+from veilwatch.access import is_staff, may_take_over
+
 MAX_QUEUE = 100  # people waiting per camera; beyond this a request is refused
 
 
@@ -119,8 +119,8 @@ class ControlDesk:
 
     def takeover(self, camera: str, staff_user: str, role: str) -> ControlState:
         """Staff (operator, admin) take the lease at once; the displaced holder goes to the front of the queue."""
-        if role not in STAFF_WHO_TAKE_OVER:
-            raise PermissionError(f"{role!r} may not take over a camera; only {sorted(STAFF_WHO_TAKE_OVER)} may")
+        if not may_take_over(role):
+            raise PermissionError(f"{role!r} may not take over a camera; only operators and admins may")
         with self._lock:
             seat, events = self._expired(camera)
             if seat.holder == staff_user:
@@ -181,7 +181,7 @@ class ControlDesk:
         self._seats[camera] = seat
         remaining = max(0.0, seat.expires_at - self._clock()) if seat.expires_at is not None else 0.0
         seated = ((seat.holder, seat.holder_role), *seat.queue)
-        staff = frozenset(name for name, role in seated if name and role in STAFF_ROLES)
+        staff = frozenset(name for name, role in seated if name and is_staff(role))
         return ControlState(seat.holder, seat.expires_at, remaining, tuple(name for name, _ in seat.queue), staff)
 
     def _event(self, kind: str, actor: str, role: str, camera: str, **details: str) -> ControlEvent:

@@ -6,8 +6,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-STAFF_ROLES = frozenset({"operator", "auditor", "admin"})
-ROLES = STAFF_ROLES | {"visitor"}
+from veilwatch.access import Role, is_staff
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,8 @@ class Presence:
 
     def join(self, camera: str, user_name: str, role: str) -> str:
         """Record that this user opened a view of the camera; returns the token to leave with."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; expected one of {sorted(ROLES)}")
+        if role not in tuple(Role):
+            raise ValueError(f"unknown role {role!r}; expected one of {sorted(Role)}")
         token = secrets.token_urlsafe(16)
         with self._lock:
             self._views[token] = _Seat(camera, user_name, role)
@@ -50,6 +49,6 @@ class Presence:
         """Who watches the camera: staff names, and the number of distinct visitors."""
         with self._lock:
             seats = [seat for seat in self._views.values() if seat.camera == camera]
-        staff = sorted({seat.user for seat in seats if seat.role in STAFF_ROLES})
-        visitors = len({seat.user for seat in seats if seat.role not in STAFF_ROLES})
+        staff = sorted({seat.user for seat in seats if is_staff(seat.role)})
+        visitors = len({seat.user for seat in seats if not is_staff(seat.role)})
         return Watchers(tuple(staff), visitors)

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from veilwatch.access import Role, is_staff
+
 SESSION_COOKIE = "vw_session"
 CSRF_HEADER = b"x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -61,14 +63,14 @@ class Viewer:
 
     user_id: int
     name: str
-    role: str
+    role: Role
     csrf_token: str
     session_token: str
 
     @property
     def staff(self) -> bool:
         """Operators, auditors and admins are staff (shown by name to other watchers)."""
-        return self.role in ("operator", "auditor", "admin")
+        return is_staff(self.role)
 
 
 SessionLookup = Callable[[str], Viewer | None]

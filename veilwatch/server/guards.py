@@ -1,4 +1,4 @@
-"""Pure-ASGI guards in front of the app: a Host allow-list, a request body limit, and a tally of refusals.
+"""Pure-ASGI guards in front of the app: a Host allow-list and a request body limit.
 
 They run before any route (and before the auth middleware), so nothing they refuse is parsed: a
 body over the limit is refused by its Content-Length, or as soon as its chunks pass the limit.
@@ -7,10 +7,7 @@ body over the limit is refused by its Content-Length, or as soon as its chunks p
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -120,47 +117,3 @@ class HostCheck:
             await refuse(scope, send, 400, "unknown host: add it to server.allowed_hosts if clients use it")
             return
         await self._app(scope, receive, send)
-
-
-@dataclass
-class _Client:
-    since: float
-    pending: int = 0
-
-
-@dataclass
-class RefusalTally:
-    """At most one log leaf per client and period for refusals of anonymous requests; the rest are counted.
-
-    Anyone can send requests that are refused; a leaf for each would let anyone grow the permanent
-    log without bound. The first refusal of a period is logged with the count of those left out
-    since the client's last leaf, and `unlogged` counts them all (exported as a metric).
-    """
-
-    period_s: float = 60.0
-    max_clients: int = 10_000
-    clock: Callable[[], float] = time.monotonic
-    unlogged: int = 0
-    _clients: dict[str, _Client] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def admit(self, client: str) -> int | None:
-        """None: count this refusal only; else log it now, with this many refusals left out before it."""
-        now = self.clock()
-        with self._lock:
-            seen = self._clients.get(client)
-            if seen is not None and now - seen.since < self.period_s:
-                seen.pending += 1
-                self.unlogged += 1
-                return None
-            if len(self._clients) >= self.max_clients:
-                self._forget_quiet(now)
-            self._clients[client] = _Client(now)
-            return seen.pending if seen is not None else 0
-
-    def _forget_quiet(self, now: float) -> None:
-        """Drop clients whose period is over (their left-out refusals stay in `unlogged`)."""
-        for name in [name for name, seen in self._clients.items() if now - seen.since >= self.period_s]:
-            del self._clients[name]
-        if len(self._clients) >= self.max_clients:  # a flood of addresses inside one period: start afresh
-            self._clients.clear()

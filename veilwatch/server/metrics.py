@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-if TYPE_CHECKING:
-    from veilwatch.server.services import Services
+from veilwatch.room.cameras import Cameras
+from veilwatch.room.refusals import RefusalTally
 
 GAUGES = {
     "veilwatch_camera_fps_in": "frames per second received from the camera",
@@ -25,7 +23,7 @@ GAUGES = {
 }
 
 
-def metrics_text(services: Services) -> bytes:
+def metrics_text(cameras: Cameras, refusals: RefusalTally) -> bytes:
     """The current metrics in the Prometheus text format."""
     registry = CollectorRegistry()
     gauges = {name: Gauge(name, help_text, ["camera"], registry=registry) for name, help_text in GAUGES.items()}
@@ -34,12 +32,10 @@ def metrics_text(services: Services) -> bytes:
         "refusals of anonymous requests counted but not given a log leaf of their own (one per client a minute)",
         registry=registry,
     )
-    unlogged.set(services.refusals.unlogged)
-    for name, pipeline in services.cameras.items():
-        stats = pipeline.stats()
-        watchers = services.presence.watchers(name)
-        recorder = services.recorders.get(name)
-        head = services.heads.get(name)
+    unlogged.set(refusals.unlogged)
+    for camera in cameras:
+        name, stats, recorder, head = camera.name, camera.pipeline.stats(), camera.recorder, camera.head
+        watchers = camera.presence.watchers(name)
         values = {
             "veilwatch_camera_fps_in": stats.fps_in,
             "veilwatch_camera_fps_out": stats.fps_out,

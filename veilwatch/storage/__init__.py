@@ -7,12 +7,12 @@ once at start-up and pass them where needed. Only `recorder` imports PyAV, and o
 
 from __future__ import annotations
 
+from veilwatch.access import Role
 from veilwatch.storage.actions import ActionKind, ActionLog, ActionRecord
 from veilwatch.storage.db import Database
 from veilwatch.storage.recorder import SegmentRecorder
 from veilwatch.storage.recordings import HealReport, Segment, SegmentIndex
 from veilwatch.storage.retention import RetentionPolicy, enforce, free_space
-from veilwatch.storage.roles import Role
 from veilwatch.storage.sessions import ActiveSession, IssuedSession, SessionStore
 from veilwatch.storage.users import User, UserStore
 

@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from veilwatch.access import Role
 from veilwatch.storage.db import Database
 from veilwatch.storage.models import ActionRow
-from veilwatch.storage.roles import Role
 
 __all__ = ["CANONICAL_VERSION", "SYSTEM", "ActionKind", "ActionLog", "ActionRecord"]
 
@@ -39,19 +39,43 @@ _MAX_LENGTH = 64  # also for kinds and camera names
 
 
 class ActionKind(StrEnum):
-    """The kinds of action known so far; any lowercase dotted name is accepted."""
+    """Every kind of action veilwatch writes: the recorder takes only these (a test walks the code to check).
 
-    CONTROL_REQUEST = "control.request"
-    CONTROL_GRANT = "control.grant"
-    CONTROL_RELEASE = "control.release"
-    PTZ_MOVE = "ptz.move"
-    PTZ_TAKEOVER = "ptz.takeover"
-    VIEW_START = "view.start"
-    VIEW_STOP = "view.stop"
+    The values are the texts already in stored logs, so old logs stay readable: control events are
+    past-tense (`control.granted`), the rest are nouns or verbs as first written. Reading accepts any
+    lowercase dotted name, so a log written by a later version still opens.
+    """
+
+    CONFIG_LOAD = "config.load"
+    AUTH_DENIED = "auth.denied"
     LOGIN = "login"
     LOGIN_FAILED = "login.failed"
     LOGOUT = "logout"
+    USER_CREATE = "user.create"
+    USER_PASSWORD = "user.password"
+    USER_ROLE = "user.role"
+    USER_REMOVE = "user.remove"
+    VIEW_START = "view.start"
+    VIEW_STOP = "view.stop"
+    VIEW_SNAPSHOT = "view.snapshot"
+    PTZ_MOVE = "ptz.move"
+    CONTROL_GRANTED = "control.granted"
+    CONTROL_QUEUED = "control.queued"
+    CONTROL_RELEASED = "control.released"
+    CONTROL_LEFT = "control.left"
+    CONTROL_EXPIRED = "control.expired"
+    CONTROL_TAKEOVER = "control.takeover"
+    CONTROL_REFUSED = "control.refused"
     PLAYBACK = "playback"
+    EXPORT = "export"
+    EXPORT_FETCH = "export.fetch"
+    UNMASK_REQUEST = "unmask.request"
+    UNMASK_APPROVE = "unmask.approve"
+    UNMASK_REFUSE = "unmask.refuse"
+    UNMASK_EXECUTE = "unmask.execute"
+    UNMASK_EXPIRE = "unmask.expire"
+    UNMASK_FETCH = "unmask.fetch"
+    VAULT_REVOKE = "vault.revoke"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from veilwatch.storage.roles import Role
+from veilwatch.access import Role
 
 # Longest user and camera names; the stores check names against their patterns before this.
 NAME_LENGTH = 64

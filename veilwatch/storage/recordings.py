@@ -33,6 +33,7 @@ from veilwatch.errors import ConfigError, StorageError
 from veilwatch.storage import _mp4
 from veilwatch.storage.db import Database
 from veilwatch.storage.models import SegmentRow
+from veilwatch.storage.paths import confined
 
 __all__ = ["RECORDINGS_DIR", "HealReport", "Segment", "SegmentIndex", "SegmentStatus", "check_camera", "segment_path"]
 
@@ -125,11 +126,7 @@ class SegmentIndex:
 
     def absolute(self, rel_path: str) -> Path:
         """The file of a relative segment path; raise StorageError if it would leave the data folder."""
-        path = (self.data_dir / rel_path).resolve()
-        if os.path.commonpath([path, self.data_dir]) != str(self.data_dir) or not rel_path:
-            # A row can only say this if someone edited the database: never follow it out.
-            raise StorageError(f"segment path outside the data folder: {rel_path[:200]!r}", path=str(self.data_dir))
-        return path
+        return confined(self.data_dir, rel_path)
 
     # -- rows -----------------------------------------------------------------------------------
 

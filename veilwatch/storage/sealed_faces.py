@@ -37,6 +37,7 @@ from veilwatch.errors import StorageError
 from veilwatch.frames import RawRegion
 from veilwatch.storage.db import Database
 from veilwatch.storage.models import SealedChunkRow
+from veilwatch.storage.paths import confined
 from veilwatch.storage.recordings import check_camera
 
 __all__ = [
@@ -173,10 +174,7 @@ class SealedFaceStore:
 
     def absolute(self, rel_path: str) -> Path:
         """The file of a chunk, confined to the data folder."""
-        path = (self._root / rel_path).resolve()
-        if os.path.commonpath([self._root, path]) != str(self._root):
-            raise StorageError(f"chunk path escapes the data folder: {rel_path!r}")
-        return path
+        return confined(self._root, rel_path)
 
     def add(
         self, camera: str, start_at: float, end_at: float, day: str, frames: int, sealed_with: Callable[[str], bytes]

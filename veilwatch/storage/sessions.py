@@ -19,10 +19,10 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Delete, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from veilwatch.access import Role
 from veilwatch.errors import UnknownUserError
 from veilwatch.storage.db import Database
 from veilwatch.storage.models import SessionRow, UserRow
-from veilwatch.storage.roles import Role
 from veilwatch.storage.users import User
 
 __all__ = ["DEFAULT_LIFETIME_S", "TOUCH_INTERVAL_S", "ActiveSession", "IssuedSession", "SessionStore"]

@@ -20,10 +20,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from veilwatch.access import Role
 from veilwatch.errors import UnknownUserError, UserError
 from veilwatch.storage.db import Database
 from veilwatch.storage.models import SessionRow, UserRow
-from veilwatch.storage.roles import Role
 
 __all__ = ["MAX_PASSWORD_LENGTH", "MIN_PASSWORD_LENGTH", "NAME_PATTERN", "Role", "User", "UserStore"]
 

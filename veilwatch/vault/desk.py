@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from veilwatch.clips.recorded import encode_mp4, recorded_frames
 from veilwatch.clips.unmask import Region, reveal
 from veilwatch.errors import StorageError, VaultError
+from veilwatch.storage.actions import ActionKind
 from veilwatch.storage.recordings import SegmentIndex
 from veilwatch.storage.sealed_faces import FaceChunk, SealedFaceStore
 from veilwatch.storage.unmask_requests import StoredApproval, StoredRequest, UnmaskStatus, UnmaskStore
@@ -51,7 +52,8 @@ MAX_REASON = 1000  # characters: the reason goes into a log leaf, whose strings 
 MAX_KDF = KdfParams(time_cost=12, memory_kib=256 * 1024, parallelism=16)
 MAX_RANGE_S = 3600.0  # one unmask reveals at most an hour; a longer need is several stated requests
 
-# record(kind, actor, role, camera, **details): appends to the tamper-evident log or raises.
+# record(kind, actor, role, camera, **details): appends to the tamper-evident log or raises
+# (the room's `ActionRecorder.record`).
 Recorder = Callable[..., object]
 
 
@@ -99,10 +101,13 @@ class UnmaskDesk:
         self._request_ttl_s = request_ttl_s
         self._clip_ttl_s = clip_ttl_s
         self._clock = clock
-        self._lock = threading.Lock()  # one approval (and so one execution) at a time
+        # Short sections only (checks, the keys and clips maps): listing and fetching take it too,
+        # so no clip is ever encoded while it is held.
+        self._lock = threading.Lock()
         self._unlocking = threading.Lock()  # one passphrase derivation at a time: each takes up to MAX_KDF
         self._keys: dict[str, X25519PrivateKey] = {}
         self._clips: dict[str, UnmaskClip] = {}
+        self._running: set[str] = set()  # requests whose clip is being made now (outside the lock)
 
     # --- asking ------------------------------------------------------------------------------------
 
@@ -118,20 +123,7 @@ class UnmaskDesk:
     ) -> StoredRequest:
         """Make, log and store a request (faces touching `region`, or all); VaultError with one line if refused."""
         now = self._clock()
-        reason = " ".join(reason.split())
-        if len(reason) < MIN_REASON:
-            raise VaultError(f"state a reason (at least {MIN_REASON} characters)")
-        if len(reason) > MAX_REASON:
-            raise VaultError(f"state the reason in at most {MAX_REASON} characters")
-        if not start >= 0:  # also NaN; a day before 1970 (or before year 1) has no key
-            raise VaultError("the time range must start after 1970 (UTC seconds)")
-        if not end > start:
-            raise VaultError("the time range is empty: 'end' must come after 'start'")
-        if end - start > MAX_RANGE_S:
-            raise VaultError(f"one request covers at most {MAX_RANGE_S / 60:.0f} minutes")
-        if start > now:
-            raise VaultError("the time range lies in the future")
-        end = min(end, now)  # nothing is recorded after now
+        reason, end = _checked_request(reason, start, end, now)
         request, private = new_request(
             self.vault,
             camera=camera,
@@ -159,7 +151,7 @@ class UnmaskDesk:
             note="",
         )
         self._record(
-            "unmask.request",
+            ActionKind.UNMASK_REQUEST,
             requester,
             role,
             camera,
@@ -212,7 +204,7 @@ class UnmaskDesk:
             revoked = self._store.revoked()
             check_approval(request, approval, self.vault, revoked=revoked, used_approval_ids=used, now=now)
             self._record(
-                "unmask.approve",
+                ActionKind.UNMASK_APPROVE,
                 submitted_by,
                 role,
                 stored.camera,
@@ -224,12 +216,20 @@ class UnmaskDesk:
                 request_id,
                 StoredApproval(approval.holder, approval.id, float(now), approval.to_json().decode("utf-8")),
             )
-            if len(earlier) + 1 >= self.vault.k:
-                self._execute(stored, request, revoked)
-            result = self._store.get(request_id)
-            if result is None:
-                raise StorageError(f"unmask request {request_id} vanished")
-            return result
+            ready = len(earlier) + 1 >= self.vault.k
+            if ready:  # the request key leaves the map: no second execution, and no approval after this one
+                private = self._keys.pop(request_id)
+                self._running.add(request_id)
+        if ready:
+            try:
+                self._execute(stored, request, revoked, private)
+            finally:
+                with self._lock:
+                    self._running.discard(request_id)
+        result = self._store.get(request_id)
+        if result is None:
+            raise StorageError(f"unmask request {request_id} vanished")
+        return result
 
     def _pending(self, request_id: str) -> StoredRequest:
         stored = self._store.get(request_id)
@@ -237,6 +237,8 @@ class UnmaskDesk:
             raise VaultError(f"no unmask request {request_id[:40]!r}")
         if stored.status != "pending":
             raise VaultError(f"this unmask request is already {stored.status}")
+        if stored.id in self._running:
+            raise VaultError("this unmask request has its approvals and is being carried out now")
         if self._clock() >= stored.expires_at:
             self._close(stored, "expired", (), "expired before enough approvals")
             raise VaultError("this unmask request has expired")
@@ -247,25 +249,27 @@ class UnmaskDesk:
 
     # --- unmasking ---------------------------------------------------------------------------------
 
-    def _execute(self, stored: StoredRequest, request: UnmaskRequest, revoked: set[str]) -> None:
+    def _execute(
+        self, stored: StoredRequest, request: UnmaskRequest, revoked: set[str], private: X25519PrivateKey
+    ) -> None:
         approvals = [Approval.from_json(item.body.encode("utf-8")) for item in self._store.approvals(stored.id)]
         names = tuple(sorted(a.holder for a in approvals))
         try:
-            chunks = self._open_chunks(stored, request, approvals, revoked)
+            chunks = self._open_chunks(stored, request, approvals, revoked, private)
             frames = recorded_frames(self._segments, stored.camera, stored.start_at, stored.end_at)
             region = Region(*request.region) if request.region else None
             data, count = encode_mp4(reveal(frames, chunks, region), self._fps_of(stored.camera))
         except (VaultError, StorageError) as exc:
             # Its key is gone, so the request can never run: logged and closed, not left pending.
             why = " ".join(str(exc).split())[:300]
-            self._record("unmask.refuse", "system", "system", stored.camera, request=stored.id, why=why)
+            self._record(ActionKind.UNMASK_REFUSE, "system", "system", stored.camera, request=stored.id, why=why)
             self._close(stored, "refused", names, why)
             if isinstance(exc, VaultError):
                 raise
             raise VaultError(f"the unmask could not be made: {why}") from exc
         digest = hashlib.sha256(data).hexdigest()
         index = self._record(
-            "unmask.execute",
+            ActionKind.UNMASK_EXECUTE,
             "system",
             "system",
             stored.camera,
@@ -279,14 +283,19 @@ class UnmaskDesk:
         expires = self._clock() + self._clip_ttl_s
         log_index = index if isinstance(index, int) else None
         clip = UnmaskClip(stored.id, stored.requester, data, digest, count, expires, log_index)
-        self._clips[stored.id] = clip
+        with self._lock:
+            self._clips[stored.id] = clip
 
     def _open_chunks(
-        self, stored: StoredRequest, request: UnmaskRequest, approvals: list[Approval], revoked: set[str]
+        self,
+        stored: StoredRequest,
+        request: UnmaskRequest,
+        approvals: list[Approval],
+        revoked: set[str],
+        private: X25519PrivateKey,
     ) -> list[FaceChunk]:
         """Rebuild the day keys in memory, open only this camera's chunks of the range, and wipe the keys."""
-        # The request key goes with the day keys, whatever happens: no approval can be used again.
-        private = self._keys.pop(stored.id)
+        # The request key left the map before this ran, whatever happens: no approval can be used again.
         with collect(
             request,
             approvals,
@@ -312,7 +321,7 @@ class UnmaskDesk:
     def _close(self, stored: StoredRequest, status: UnmaskStatus, approvers: tuple[str, ...], note: str) -> None:
         self._keys.pop(stored.id, None)
         if status == "expired":
-            self._record("unmask.expire", "system", "system", stored.camera, request=stored.id)
+            self._record(ActionKind.UNMASK_EXPIRE, "system", "system", stored.camera, request=stored.id)
         self._store.finish(stored.id, status, self._clock(), approvers, note)
 
     # --- the clip ----------------------------------------------------------------------------------
@@ -330,7 +339,7 @@ class UnmaskDesk:
             )
         stored = self._store.get(request_id)
         camera = stored.camera if stored else None
-        self._record("unmask.fetch", viewer, role, camera, request=request_id, clip_sha256=clip.sha256)
+        self._record(ActionKind.UNMASK_FETCH, viewer, role, camera, request=request_id, clip_sha256=clip.sha256)
         return clip
 
     def has_clip(self, request_id: str) -> bool:
@@ -357,3 +366,21 @@ def _check_bundle(info: BundleInfo, vault: VaultPublic) -> None:
             f"this share file asks for more Argon2 work than the server does (at most t={most.time_cost}, "
             f"m={most.memory_kib} KiB, p={most.parallelism}): approve with `veilwatch vault approve`"
         )
+
+
+def _checked_request(reason: str, start: float, end: float, now: float) -> tuple[str, float]:
+    """The reason with its spaces tidied, and the end cut at now; VaultError when either cannot be asked for."""
+    reason = " ".join(reason.split())
+    if len(reason) < MIN_REASON:
+        raise VaultError(f"state a reason (at least {MIN_REASON} characters)")
+    if len(reason) > MAX_REASON:
+        raise VaultError(f"state the reason in at most {MAX_REASON} characters")
+    if not start >= 0:  # also NaN; a day before 1970 (or before year 1) has no key
+        raise VaultError("the time range must start after 1970 (UTC seconds)")
+    if not end > start:
+        raise VaultError("the time range is empty: 'end' must come after 'start'")
+    if end - start > MAX_RANGE_S:
+        raise VaultError(f"one request covers at most {MAX_RANGE_S / 60:.0f} minutes")
+    if start > now:
+        raise VaultError("the time range lies in the future")
+    return reason, min(end, now)  # nothing is recorded after now

@@ -1,1 +1,1 @@
-"""The monitoring room's routes, one module per concern, each a router factory over the services."""
+"""The monitoring room's routes, one module per concern; each route takes its services from `deps.py`."""

@@ -13,7 +13,8 @@ from importlib.resources.abc import Traversable
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from veilwatch.server.context import PAGE_HEADERS, STATIC, CurrentViewer
+from veilwatch.server.context import PAGE_HEADERS, STATIC
+from veilwatch.server.deps import CurrentViewer
 
 ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
 # Swagger UI sets inline styles and draws its icons as data: images; scripts stay this server's only.

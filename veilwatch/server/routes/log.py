@@ -21,7 +21,6 @@ from veilwatch.audit.log import AuditLog
 from veilwatch.audit.merkle import ProofError
 from veilwatch.errors import AuditError, LogVerificationError
 from veilwatch.server.auth import public
-from veilwatch.server.services import Services
 
 T = TypeVar("T")
 
@@ -30,11 +29,6 @@ MAX_COSIGNATURE_BYTES = 16 * 1024
 NOTE_TYPE = "text/plain; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
 Count = Annotated[int, Query(ge=0)]
-
-
-def log(services: Services) -> APIRouter:
-    """The log's routes over the running services."""
-    return log_routes(services.audit, services.config.audit.witnesses)
 
 
 def log_routes(audit: AuditLog, witnesses: Sequence[str]) -> APIRouter:

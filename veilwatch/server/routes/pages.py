@@ -6,11 +6,11 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from veilwatch.server.auth import public
-from veilwatch.server.context import CurrentViewer, camera_for, page
-from veilwatch.server.services import Services
+from veilwatch.server.context import page
+from veilwatch.server.deps import CurrentViewer, SetupDep, ViewedCamera
 
 
-def pages(services: Services) -> APIRouter:
+def pages() -> APIRouter:
     """Routes of the HTML pages (their data comes from the API)."""
     router = APIRouter(default_response_class=HTMLResponse)
 
@@ -19,13 +19,11 @@ def pages(services: Services) -> APIRouter:
         return page("room.html")
 
     @router.get("/cameras/{name}")
-    def camera_page(name: str, viewer: CurrentViewer) -> HTMLResponse:
-        camera_for(services, name, viewer)
+    def camera_page(camera: ViewedCamera) -> HTMLResponse:
         return page("camera.html")
 
     @router.get("/recordings/{name}")
-    def recordings_page(name: str, viewer: CurrentViewer) -> HTMLResponse:
-        camera_for(services, name, viewer)
+    def recordings_page(camera: ViewedCamera) -> HTMLResponse:
         return page("recordings.html")
 
     @router.get("/login")
@@ -35,8 +33,8 @@ def pages(services: Services) -> APIRouter:
 
     @router.get("/setup")
     @public
-    def setup_page() -> HTMLResponse:
-        if services.setup_token is None or services.users.count() > 0:
+    def setup_page(setup: SetupDep) -> HTMLResponse:
+        if not setup.is_open():
             raise HTTPException(404, "set-up is done")
         return page("setup.html")
 

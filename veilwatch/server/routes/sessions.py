@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import hmac
-import threading
 import time
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from veilwatch.access import Role
+from veilwatch.config import ServerConfig
 from veilwatch.errors import UserError
-from veilwatch.server.auth import SESSION_COOKIE, LoginThrottle, public
-from veilwatch.server.context import CurrentViewer, RequestBody
-from veilwatch.server.services import Services
-from veilwatch.storage.users import Role, User, check_name, check_password
+from veilwatch.room.setup import SetupClosedError
+from veilwatch.server.auth import SESSION_COOKIE, public
+from veilwatch.server.context import RequestBody
+from veilwatch.server.deps import (
+    CurrentViewer,
+    RecorderDep,
+    ServerDep,
+    SessionsDep,
+    SetupDep,
+    ThrottleDep,
+    UsersDep,
+)
+from veilwatch.storage.actions import ActionKind
+from veilwatch.storage.sessions import SessionStore
+from veilwatch.storage.users import User, check_name, check_password
 
 
 class Credentials(RequestBody):
@@ -31,66 +41,87 @@ class SetupRequest(Credentials):
     token: str = Field(max_length=128)
 
 
-def sessions(services: Services, throttle: LoginThrottle) -> APIRouter:
+class MeOut(BaseModel):
+    """Who is asking: name, role, the session's CSRF token, and whether they are staff."""
+
+    name: str
+    role: Role
+    csrf: str
+    staff: bool
+
+
+class OkOut(BaseModel):
+    """Done."""
+
+    ok: bool
+
+
+def sessions() -> APIRouter:
     """Routes that open and close sessions."""
     router = APIRouter(prefix="/api")
-    setup_lock = threading.Lock()  # one first administrator, even if two set-ups race
 
     @router.post("/login")
     @public
-    def login(credentials: Credentials, request: Request) -> JSONResponse:
+    def login(
+        credentials: Credentials, request: Request, throttle: ThrottleDep, users: UsersDep,
+        recorder: RecorderDep, store: SessionsDep, server: ServerDep,
+    ) -> JSONResponse:  # fmt: skip
         pair, address = _throttle_keys(request, credentials.name)
         wait, stamp = throttle.attempt(pair, address)
         if wait > 0:
             headers = {"Retry-After": str(int(wait) + 1)}
             return JSONResponse({"detail": "too many failed logins; wait and try again"}, 429, headers)
         # Unknown names cost the same hash as known ones (see UserStore.verify): no telling which exist.
-        user = services.users.verify(credentials.name, credentials.password)
+        user = users.verify(credentials.name, credentials.password)
         if user is None:
             # The log is public: the name typed (a visitor's, a staff member's, or a password pasted
             # into the name field) appears as an `attempt-` pseudonym of its own domain, whoever it
             # names, and the client's address not at all.
-            services.record("login.failed", "system", "system", attempt=credentials.name[:64])
+            recorder.record(ActionKind.LOGIN_FAILED, "system", "system", attempt=credentials.name[:64])
             raise HTTPException(401, "wrong name or password")
         throttle.succeeded(pair, address, stamp=stamp)
-        services.record("login", user.name, str(user.role))
-        return _session_response(services, user, request)
+        recorder.record(ActionKind.LOGIN, user.name, user.role)
+        return _session_response(store, server, user, request)
 
     @router.post("/setup")
     @public
-    def setup(body: SetupRequest, request: Request) -> JSONResponse:
-        with setup_lock:
-            token = services.setup_token
-            if (
-                token is None
-                or services.users.count() > 0
-                or not hmac.compare_digest(body.token.encode(), token.encode())
-            ):
-                raise HTTPException(403, "set-up is closed or the token is wrong")
-            try:
+    def setup(
+        body: SetupRequest, request: Request, setup: SetupDep, users: UsersDep, recorder: RecorderDep,
+        store: SessionsDep, server: ServerDep,
+    ) -> JSONResponse:  # fmt: skip
+        try:
+            with setup.claim(body.token):
                 check_name(body.name)  # checked before the log hears of it: a refused set-up is no change
                 check_password(body.password)
                 # The leaf first: if the log cannot take it, no administrator comes to be.
-                services.record("user.create", body.name, "admin", user=body.name, role_given="admin", via="setup")
-                user = services.users.add(body.name, body.password, Role.ADMIN)
-            except UserError as exc:
-                raise HTTPException(400, str(exc)) from exc
-            services.setup_token = None
-        return _session_response(services, user, request)
+                recorder.record(
+                    ActionKind.USER_CREATE, body.name, Role.ADMIN, user=body.name, role_given="admin", via="setup"
+                )
+                user = users.add(body.name, body.password, Role.ADMIN)
+        except SetupClosedError as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return _session_response(store, server, user, request)
+
+    _session_routes(router)
+    return router
+
+
+def _session_routes(router: APIRouter) -> None:
+    """Routes of an open session: log out, and who am I."""
 
     @router.post("/logout")
-    def logout(viewer: CurrentViewer) -> JSONResponse:
-        services.record("logout", viewer.name, viewer.role)
-        services.sessions.revoke(viewer.session_token)
-        response = JSONResponse({"ok": True})
+    def logout(viewer: CurrentViewer, recorder: RecorderDep, store: SessionsDep) -> JSONResponse:
+        recorder.record(ActionKind.LOGOUT, viewer.name, viewer.role)
+        store.revoke(viewer.session_token)
+        response = JSONResponse(OkOut(ok=True).model_dump())
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
     @router.get("/me")
-    def me(viewer: CurrentViewer) -> dict[str, Any]:
-        return {"name": viewer.name, "role": viewer.role, "csrf": viewer.csrf_token, "staff": viewer.staff}
-
-    return router
+    def me(viewer: CurrentViewer) -> MeOut:
+        return MeOut(name=viewer.name, role=viewer.role, csrf=viewer.csrf_token, staff=viewer.staff)
 
 
 def _throttle_keys(request: Request, name: str) -> tuple[str, str]:
@@ -99,8 +130,8 @@ def _throttle_keys(request: Request, name: str) -> tuple[str, str]:
     return f"pair:{client}\0{name.casefold()}", f"addr:{client}"
 
 
-def _session_response(services: Services, user: User, request: Request) -> JSONResponse:
-    issued = services.sessions.create(user)
+def _session_response(store: SessionStore, server: ServerConfig, user: User, request: Request) -> JSONResponse:
+    issued = store.create(user)
     response = JSONResponse({"name": user.name, "role": str(user.role), "csrf": issued.csrf_token})
     response.set_cookie(
         SESSION_COOKIE,
@@ -109,7 +140,7 @@ def _session_response(services: Services, user: User, request: Request) -> JSONR
         httponly=True,
         samesite="strict",
         # Behind a TLS proxy the browser speaks HTTPS even though this hop is plain HTTP.
-        secure=services.config.server.tls or services.config.server.behind_tls_proxy or request.url.scheme == "https",
+        secure=server.tls or server.behind_tls_proxy or request.url.scheme == "https",
         path="/",
     )
     return response

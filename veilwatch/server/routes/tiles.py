@@ -14,16 +14,10 @@ from fastapi.responses import Response
 from veilwatch.audit.log import AuditLog
 from veilwatch.errors import AuditError
 from veilwatch.server.auth import public
-from veilwatch.server.services import Services
 
 PREFIX = "/log"
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 NO_CACHE = {"Cache-Control": "no-cache"}
-
-
-def tiles(services: Services) -> APIRouter:
-    """The tile routes over the running services."""
-    return tile_routes(services.audit)
 
 
 def tile_routes(audit: AuditLog) -> APIRouter:

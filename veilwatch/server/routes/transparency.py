@@ -11,17 +11,26 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from veilwatch.config import CameraConfig
+from veilwatch.access import is_staff
+from veilwatch.room.cameras import CameraRoom
 from veilwatch.server.auth import public
-from veilwatch.server.context import STAFF_ROLES, page
-from veilwatch.server.services import Services
+from veilwatch.server.context import page
+from veilwatch.server.deps import ActionsDep, AuditDep, CamerasDep, UnmasksDep, VaultDep
+from veilwatch.storage.actions import ActionKind, ActionLog
 from veilwatch.storage.unmask_requests import StoredRequest
+from veilwatch.vault.public import VaultPublic
 
-WATCH_KINDS = ("view.start", "playback", "export", "ptz.move", "unmask.fetch")
+WATCH_KINDS = (
+    ActionKind.VIEW_START,
+    ActionKind.PLAYBACK,
+    ActionKind.EXPORT,
+    ActionKind.PTZ_MOVE,
+    ActionKind.UNMASK_FETCH,
+)
 RECENT = 50
 
 
-def transparency(services: Services) -> APIRouter:
+def transparency() -> APIRouter:
     """Routes of the transparency page and its data."""
     router = APIRouter()
 
@@ -32,24 +41,25 @@ def transparency(services: Services) -> APIRouter:
 
     @router.get("/api/transparency")
     @public
-    def transparency_data() -> dict[str, Any]:
+    def transparency_data(
+        cameras: CamerasDep, unmasks: UnmasksDep, audit: AuditDep, vault: VaultDep, actions: ActionsDep
+    ) -> dict[str, Any]:
         return {
-            "cameras": [_camera(services, camera) for camera in services.config.cameras],
-            "unmasks": [_unmask(r) for r in services.unmasks.recent()],
-            "watched": _watched(services),
-            "vault": _vault(services),
+            "cameras": [_camera(camera) for camera in cameras],
+            "unmasks": [_unmask(r) for r in unmasks.recent()],
+            "watched": _watched(actions),
+            "vault": _vault(vault),
             "log": {
-                "checkpoint": services.audit.cosigned_checkpoint(),
-                "verifier_key": services.audit.verifier_key,
-                "size": services.audit.size(),
+                "checkpoint": audit.cosigned_checkpoint(),
+                "verifier_key": audit.verifier_key,
+                "size": audit.size(),
             },
         }
 
     return router
 
 
-def _vault(services: Services) -> dict[str, Any] | None:
-    vault = services.vault
+def _vault(vault: VaultPublic | None) -> dict[str, Any] | None:
     if vault is None:
         return None
     holders = [holder.name for holder in vault.holders]
@@ -57,15 +67,15 @@ def _vault(services: Services) -> dict[str, Any] | None:
     return {"k": vault.k, "n": vault.n, "holders": holders, "sha256": vault.digest().hex(), "last_day": vault.last_day}
 
 
-def _camera(services: Services, camera: CameraConfig) -> dict[str, Any]:
-    watchers = services.presence.watchers(camera.name)
+def _camera(camera: CameraRoom) -> dict[str, Any]:
+    config, watchers = camera.config, camera.presence.watchers(camera.name)
     return {
-        "name": camera.name,
-        "location": camera.location,
-        "purpose": camera.purpose,
-        "retention_days": camera.retention_days,
-        "records": camera.record,
-        "steerable": camera.steerable,
+        "name": config.name,
+        "location": config.location,
+        "purpose": config.purpose,
+        "retention_days": config.retention_days,
+        "records": config.record,
+        "steerable": config.steerable,
         "watching": len(watchers.staff) + watchers.visitors,
         "staff_watching": list(watchers.staff),
     }
@@ -94,9 +104,9 @@ def _region(request: StoredRequest) -> list[int] | None:
     return list(region) if region else None
 
 
-def _watched(services: Services) -> list[dict[str, Any]]:
+def _watched(actions: ActionLog) -> list[dict[str, Any]]:
     rows = []
-    for action in services.actions.recent(limit=RECENT, kinds=WATCH_KINDS):
-        who = action.actor if action.role in STAFF_ROLES else "a visitor"
+    for action in actions.recent(limit=RECENT, kinds=WATCH_KINDS):
+        who = action.actor if is_staff(action.role) else "a visitor"
         rows.append({"at": action.at, "actor": who, "kind": action.kind, "camera": action.camera})
     return rows
