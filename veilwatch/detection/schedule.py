@@ -129,6 +129,7 @@ class ScheduledScanner:
         period_frames: int,
         *,
         motion: bool = False,
+        motion_every: int = 1,
         first_frame: int = 0,
         restart_every: int | None = None,
         phase: float = 0.0,
@@ -139,6 +140,7 @@ class ScheduledScanner:
         base = len(scales) - 1
         self._size = (width, height)
         self._motion_scale = scales[0] if motion and base > 0 else None
+        self._motion_every = max(1, motion_every)  # the motion search runs on every this many frames
         self._whole = ScanTile(0, 1.0, 0, 0, width, height)
         self._previous = _TileState(self._whole)  # the previous frame, for the motion search
         self._base = level_tiles(base, scales[base], width, height)
@@ -180,7 +182,8 @@ class ScheduledScanner:
             state.follow(view.motion)
         parts, base_cost, base_tiles = self._base_level(frame, view, self._base_state)
         motion_cost = 0
-        if self._motion_scale is not None and self._previous.thumb is not None:
+        motion_due = self._frame % self._motion_every == 0
+        if self._motion_scale is not None and self._previous.thumb is not None and motion_due:
             for x0, y0, x1, y1 in _regions(_changed_pixels(self._previous, view, self._whole), *self._size):
                 tile = ScanTile(0, self._motion_scale, x0, y0, x1, y1)
                 found = self._scanner.scan(frame, tile, owned=False)

@@ -19,6 +19,7 @@ from veilwatch.tracking.tracker import FaceTracker, TrackerConfig
 DEFAULT_FPS = 25.0  # assumed when a stream does not say
 MEMORY_FACTOR = 2  # tracks are remembered this many hold-over spans, for the unveiled-run audit
 LOW_SCORE_SHARE = 0.2  # doubtful tracks are held (and looked back) this share of a scan period
+FILE_MOTION_EVERY = 2  # files: the motion search runs every this many frames (the tracker bridges the other)
 SYNC_PERIODS = 4  # a file's scan schedule starts afresh every this many scan periods (see schedule.py)
 # Live streams get scan phases spaced by the golden ratio, so that any number of cameras take turns
 # with their costly searches instead of all doing them on the same frame.
@@ -83,6 +84,7 @@ class Engine:
             height,
             timing.scan_period,
             motion=True,
+            motion_every=1 if live else FILE_MOTION_EVERY,
             first_frame=first_frame,
             restart_every=timing.restart_every,
             phase=next(self._live_streams) * PHASE_STEP % 1.0 if live else 0.0,
