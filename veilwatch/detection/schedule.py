@@ -49,7 +49,16 @@ import numpy.typing as npt
 
 from veilwatch.boxes import Detections, scale_boxes
 from veilwatch.detection.scanner import FaceScanner, ScanTile, level_tiles, pyramid_scales
-from veilwatch.tracking.motion import SHRINK, CameraMotion, FrameView, Matrix, compose, move_boxes, shrunk_grey
+from veilwatch.tracking.motion import (
+    IDENTITY,
+    SHRINK,
+    CameraMotion,
+    FrameView,
+    Matrix,
+    compose,
+    move_boxes,
+    shrunk_grey,
+)
 
 CHANGE_SCALE = SHRINK  # change detection runs on the grey frame shrunk by this factor
 CHANGE_GREY_LEVELS = 12  # a shrunk pixel differing by more than this counts as changed
@@ -70,7 +79,6 @@ MOVING_BASE_REFRESH = 1
 Grey = npt.NDArray[np.uint8]
 
 
-_IDENTITY: Matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 _SPECK = np.ones((2, 2), np.uint8)
 
 
@@ -80,15 +88,19 @@ class _TileState:
 
     tile: ScanTile
     last_scan: int | None = None
-    thumb: Grey | None = None  # the whole shrunk grey frame of the last search
-    view: FrameView | None = None  # ... and its view (for comparisons across a moving camera)
+    view: FrameView | None = None  # the last search's frame: its shrunk grey (and blurred, across a moving camera)
     found: Detections = field(default_factory=Detections)  # in the pixels of that frame
-    since: Matrix | None = field(default_factory=_IDENTITY.copy)  # that frame → now; None: unknown
+    since: Matrix | None = field(default_factory=IDENTITY.copy)  # that frame → now; None: unknown
 
     def searched(self, frame: int, view: FrameView, found: Detections) -> None:
         """Record a fresh search of this tile."""
-        self.last_scan, self.thumb, self.view, self.found = frame, view.grey, view, found
-        self.since = _IDENTITY.copy()
+        self.last_scan, self.view, self.found = frame, view, found
+        self.since = IDENTITY.copy()
+
+    @property
+    def thumb(self) -> Grey | None:
+        """The whole shrunk grey frame of the last search."""
+        return self.view.grey if self.view is not None else None
 
     def follow(self, motion: CameraMotion) -> None:
         """Carry the last search along the camera's motion into the next frame."""
@@ -99,7 +111,7 @@ class _TileState:
     @property
     def moved(self) -> bool:
         """Whether the picture moved (or moved unknowably) since the last search."""
-        return self.since is None or not np.allclose(self.since, _IDENTITY, atol=1e-6)
+        return self.since is None or not np.allclose(self.since, IDENTITY, atol=1e-6)
 
     def carried(self) -> Detections:
         """The last search's faces where they are now."""

@@ -45,7 +45,7 @@ STILL_SCALE = 1e-3
 BETTER_THAN_STILL = 0.8
 KEY_FRAMES = 25  # a key frame serves at most this many frames
 
-_IDENTITY: Matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+IDENTITY: Matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,12 @@ class CameraMotion:
     @staticmethod
     def still() -> CameraMotion:
         """No motion at all."""
-        return CameraMotion(_IDENTITY.copy())
+        return CameraMotion(IDENTITY.copy())
 
     @staticmethod
     def unknown() -> CameraMotion:
         """A motion that could not be measured (callers must treat every pixel as changed)."""
         return CameraMotion(None)
-
-    @property
-    def known(self) -> bool:
-        """Whether the motion was measured."""
-        return self.matrix is not None
 
     @property
     def is_still(self) -> bool:
@@ -76,24 +71,6 @@ class CameraMotion:
             return False
         linear, shift = self.matrix[:, :2], self.matrix[:, 2]
         return bool(np.abs(linear - np.eye(2)).max() < STILL_SCALE and np.abs(shift).max() < STILL_SHIFT_PX)
-
-    def then(self, later: CameraMotion) -> CameraMotion:
-        """This motion followed by a later one (unknown if either is)."""
-        if self.matrix is None or later.matrix is None:
-            return CameraMotion.unknown()
-        return CameraMotion(compose(later.matrix, self.matrix))
-
-    def inverse(self) -> CameraMotion:
-        """The motion back (unknown stays unknown)."""
-        if self.matrix is None:
-            return self
-        return CameraMotion(np.asarray(cv2.invertAffineTransform(self.matrix), np.float64))
-
-    def move_boxes(self, boxes: FloatArray) -> FloatArray:
-        """Boxes carried along the motion: the bounding boxes of their moved corners."""
-        if self.matrix is None or len(boxes) == 0:
-            return boxes
-        return move_boxes(boxes, self.matrix)
 
 
 def compose(second: Matrix, first: Matrix) -> Matrix:
@@ -188,7 +165,7 @@ class MotionEstimator:
 
     def _new_key(self, grey: Grey) -> None:
         self._key, self._corners = grey, _corners(grey)
-        self._key_to_previous = _IDENTITY.copy()
+        self._key_to_previous = IDENTITY.copy()
         self._age = 0
 
     def view(self, frame: npt.NDArray[np.uint8]) -> FrameView:

@@ -26,9 +26,7 @@ import cv2
 import numpy as np
 
 from veilwatch.boxes import Detections, FloatArray, clip_boxes, coverage, iou_matrix, scale_boxes
-from veilwatch.tracking.motion import CameraMotion, Matrix, compose, move_boxes
-
-_IDENTITY: Matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+from veilwatch.tracking.motion import IDENTITY, CameraMotion, Matrix, compose, move_boxes
 
 SPEED_MARGIN = 0.5  # extra half-width per frame of prediction, in units of per-frame speed (the speed's error)
 MAX_STEP = 0.5  # a face moves at most this many face sizes per frame against the scene (caps bad estimates)
@@ -190,10 +188,10 @@ class FaceTracker:
         if self._first_frame is None:
             self._first_frame = frame
         while self._first_frame + len(self._to_scene) < frame:
-            self._to_scene.append(self._to_scene[-1] if self._to_scene else _IDENTITY)
+            self._to_scene.append(self._to_scene[-1] if self._to_scene else IDENTITY)
         if self._first_frame + len(self._to_scene) > frame:
             return
-        previous = self._to_scene[-1] if self._to_scene else _IDENTITY
+        previous = self._to_scene[-1] if self._to_scene else IDENTITY
         if motion is None or motion.matrix is None or motion.is_still:
             self._to_scene.append(previous)
             return
@@ -203,7 +201,7 @@ class FaceTracker:
     def _map(self, frame: int) -> Matrix:
         first = self._first_frame or 0
         index = min(max(frame - first, 0), len(self._to_scene) - 1) if self._to_scene else 0
-        return self._to_scene[index] if self._to_scene else _IDENTITY
+        return self._to_scene[index] if self._to_scene else IDENTITY
 
     def _to_scene_boxes(self, frame: int, boxes: FloatArray) -> FloatArray:
         return move_boxes(boxes, self._map(frame)) if len(boxes) else boxes
